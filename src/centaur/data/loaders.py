@@ -1,0 +1,156 @@
+"""Datasets and DataLoaders: items to uint8 tensors, batches to normalized float tensors."""
+import math
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader as TorchLoader, Dataset
+
+from ..core.errors import CentaurError
+
+
+class Datasets(Dataset):
+    """Items with their labels; __getitem__ gives (x uint8 (3, H, W), y tensor)."""
+
+    def __init__(self, xs, ys, x_block, y_block, item_tfms, train, cache=None):
+        self.xs, self.ys, self.x_block, self.y_block = list(xs), list(ys), x_block, y_block
+        self.item_tfms, self.train, self.cache = item_tfms, train, cache or {}
+        # deterministic item transforms on a cached image give the same tensor every epoch
+        self._deterministic = not train or not any(getattr(t, "random", False) for t in item_tfms)
+        self._tensors = {}
+
+    def __len__(self):
+        return len(self.xs)
+
+    def load_x(self, i):
+        if i in self._tensors:
+            return self._tensors[i]
+        img = self.cache.get(i)
+        if img is None:
+            img = self.x_block.load(self.xs[i])
+        for tfm in self.item_tfms:
+            img = tfm(img, train=self.train)
+        t = self.x_block.to_tensor(img)  # (3, H, W) uint8
+        if self._deterministic and i in self.cache:
+            self._tensors[i] = t
+        return t
+
+    def __getitem__(self, i):
+        x = self.load_x(i)
+        y = self.y_block.encode(self.ys[i]) if self.y_block is not None else torch.tensor(0)
+        return x, y
+
+    @property
+    def vocab(self):
+        return getattr(self.y_block, "vocab", None)
+
+
+def _collate(batch):
+    xs, ys = zip(*batch)
+    if len({x.shape for x in xs}) > 1:
+        raise CentaurError(f"images in a batch have different sizes {sorted({tuple(x.shape) for x in xs})}; "
+                           "add an item transform such as Resize(128).")
+    return torch.stack(xs), torch.stack(ys)
+
+
+class DataLoader:
+    """Batches of (x float (B, 3, H, W) normalized, y); augmentation only when training."""
+
+    def __init__(self, dataset, bs=64, shuffle=False, drop_last=False, batch_tfms=(), mean=None, std=None,
+                 seed=None, num_workers=0):
+        self.dataset, self.bs, self.shuffle, self.drop_last = dataset, bs, shuffle, drop_last
+        self.batch_tfms = list(batch_tfms)
+        self.mean, self.std = mean, std
+        self.generator = torch.Generator()
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self.num_workers = num_workers
+
+    def __len__(self):
+        n = len(self.dataset) / self.bs
+        return math.floor(n) if self.drop_last else math.ceil(n)
+
+    def _torch_loader(self):
+        return TorchLoader(self.dataset, batch_size=self.bs, shuffle=self.shuffle, drop_last=self.drop_last,
+                           collate_fn=_collate, generator=self.generator, num_workers=self.num_workers)
+
+    def process(self, xb, augment):
+        """uint8 (B, 3, H, W) -> float in [0, 1] -> augmentation -> normalized, channels_last."""
+        xb = xb.float().div_(255)
+        for tfm in self.batch_tfms:
+            tfm.train(augment)
+            xb = tfm(xb)
+        if self.mean is not None:
+            mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+            std = torch.tensor(self.std).view(1, -1, 1, 1)
+            xb = (xb - mean) / std
+        # channels_last makes CPU convolutions faster (oneDNN prefers NHWC)
+        return xb.contiguous(memory_format=torch.channels_last)
+
+    def __iter__(self):
+        for xb, yb in self._torch_loader():
+            yield self.process(xb, augment=self.dataset.train), yb
+
+    def one_batch(self):
+        return next(iter(self))
+
+
+class DataLoaders:
+    """The training and validation DataLoader, and what the model needs to know about the data."""
+
+    def __init__(self, train_ds, valid_ds, bs=64, batch_tfms=(), seed=None, num_workers=0, splitter=None):
+        self.train_ds, self.valid_ds, self.bs, self.splitter = train_ds, valid_ds, bs, splitter
+        self.train = DataLoader(train_ds, bs, shuffle=True, drop_last=len(train_ds) > bs, batch_tfms=batch_tfms,
+                                seed=seed, num_workers=num_workers)
+        self.valid = DataLoader(valid_ds, bs, shuffle=False, batch_tfms=batch_tfms, num_workers=num_workers)
+
+    @property
+    def vocab(self):
+        return self.train_ds.vocab
+
+    @property
+    def y_block(self):
+        return self.train_ds.y_block
+
+    @property
+    def item_tfms(self):
+        return self.train_ds.item_tfms
+
+    def set_normalization(self, mean, std):
+        """Normalize inputs with the statistics the pretrained weights expect."""
+        for dl in (self.train, self.valid):
+            dl.mean, dl.std = tuple(mean), tuple(std)
+
+    def test_dl(self, xs, bs=None):
+        """A DataLoader over new items (paths), processed like validation data."""
+        ds = Datasets(xs, [None] * len(xs), self.train_ds.x_block, None, self.item_tfms, train=False)
+        return DataLoader(ds, bs or self.bs, batch_tfms=self.valid.batch_tfms, mean=self.valid.mean,
+                          std=self.valid.std)
+
+    def show_batch(self, path, max_n=16, train=True):
+        """Write a PNG grid of a batch (augmented if train) with labels; returns the path."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        dl = self.train if train else self.valid
+        xb, yb = next(iter(dl._torch_loader()))
+        xb = dl.process(xb, augment=train)[:max_n]
+        if dl.mean is not None:
+            xb = xb * torch.tensor(dl.std).view(1, -1, 1, 1) + torch.tensor(dl.mean).view(1, -1, 1, 1)
+        n = len(xb)
+        cols = math.ceil(math.sqrt(n))
+        rows = math.ceil(n / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, x, y in zip(axes.flat, xb, yb):
+            ax.imshow(x.clamp(0, 1).permute(1, 2, 0).numpy())
+            if self.y_block is not None:
+                label = self.y_block.decode(y)
+                ax.set_title(", ".join(label) if isinstance(label, list) else str(label), fontsize=9)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return path

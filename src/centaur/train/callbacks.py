@@ -1,0 +1,242 @@
+"""Callbacks: small objects that act at named events of the training loop.
+
+The events form a closed set (EVENTS). A callback defines methods named after events; a
+name that is not an event is refused when the callback is added, so a typo such as
+`after_epcoh` fails loudly instead of never running.
+"""
+import math
+import sys
+import time
+
+import torch
+
+from ..core.errors import CentaurError, did_you_mean
+
+EVENTS = (
+    "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
+    "before_backward", "after_backward", "before_step", "after_step", "after_batch", "after_train",
+    "before_validate", "after_validate", "after_epoch", "after_fit",
+)
+
+
+class CancelBatch(Exception):
+    """Raise in a callback to skip the rest of this batch."""
+
+
+class CancelEpoch(Exception):
+    """Raise in a callback to end this epoch early."""
+
+
+class CancelFit(Exception):
+    """Raise in a callback to stop training (early stopping does)."""
+
+
+class Callback:
+    """Base class. Subclasses define event methods; `self.learn` is the Learner.
+
+    `order` sorts callbacks at an event (lower runs first).
+
+    >>> class PrintLoss(Callback):
+    ...     def after_batch(self):
+    ...         print(self.learn.loss.item())
+    """
+
+    order = 0
+
+    def check_events(self):
+        for name in dir(type(self)):
+            if name.startswith(("before_", "after_")) and name not in EVENTS:
+                raise CentaurError(f"{type(self).__name__}.{name} is not a training event."
+                                   f"{did_you_mean(name, EVENTS)} Events: {', '.join(EVENTS)}.")
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+
+class OneCycle(Callback):
+    """Sets lr and beta1 of every parameter group at each training step (see schedule.one_cycle)."""
+
+    order = -10
+
+    def __init__(self, lr_max, div=25.0, div_final=1e5, pct_start=0.25, moms=(0.95, 0.85, 0.95)):
+        self.lr_max = lr_max if isinstance(lr_max, (list, tuple)) else None
+        self.lr_single = lr_max
+        self.div, self.div_final, self.pct_start, self.moms = div, div_final, pct_start, moms
+
+    def before_batch(self):
+        from .schedule import one_cycle
+        learn = self.learn
+        if not learn.training:
+            return
+        lrs = self.lr_max or [self.lr_single] * len(learn.opt.param_groups)
+        for group, lr_max in zip(learn.opt.param_groups, lrs):
+            lr, beta1 = one_cycle(learn.step, learn.total_steps, lr_max, self.div, self.div_final,
+                                  self.pct_start, self.moms)
+            group["lr"] = lr
+            group["betas"] = (beta1, group["betas"][1])
+
+
+class Recorder(Callback):
+    """Keeps losses, learning rates and metrics, per batch and per epoch; plots the losses."""
+
+    order = 50
+
+    def before_fit(self):
+        if not hasattr(self, "losses") or not self.learn.resuming:
+            self.losses, self.lrs, self.epochs = [], [], []
+
+    def after_batch(self):
+        if self.learn.training:
+            self.losses.append(self.learn.loss.item())
+            self.lrs.append(self.learn.opt.param_groups[-1]["lr"])
+
+    def after_epoch(self):
+        self.epochs.append(dict(self.learn.epoch_log))
+
+    def plot_loss(self, path):
+        """Write the training loss per batch and validation loss per epoch to a PNG."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(self.losses, label="train", alpha=0.7)
+        if self.epochs:
+            steps = [e["step"] for e in self.epochs]
+            ax.plot(steps, [e["valid_loss"] for e in self.epochs], "o-", label="valid")
+        ax.set_xlabel("batch")
+        ax.set_ylabel("loss")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return path
+
+
+class ProgressCallback(Callback):
+    """A live progress bar with the running loss, and one line of metrics per epoch.
+
+    In a terminal or a notebook it uses rich; in a log file it prints plain lines.
+    """
+
+    order = 60
+
+    def __init__(self, stream=None):
+        self.stream = stream
+
+    def before_fit(self):
+        from rich.console import Console
+        self.console = Console(file=self.stream or sys.stderr, highlight=False)
+        self.live = self.console.is_terminal or self.console.is_jupyter
+        self.header_done = False
+
+    def before_train(self):
+        self._start_bar("train", len(self.learn.dls.train))
+
+    def before_validate(self):
+        self._start_bar("valid", len(self.learn.dls.valid))
+
+    def _start_bar(self, what, total):
+        self.t0 = time.perf_counter()
+        if self.live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            self.bar = Progress(TextColumn(f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch} {what}"), BarColumn(),
+                                MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+                                console=self.console, transient=True)
+            self.task = self.bar.add_task(what, total=total, info="")
+            self.bar.start()
+
+    def after_batch(self):
+        if self.live:
+            info = f"loss {self.learn.smooth_loss:.4f}" if self.learn.training else ""
+            self.bar.update(self.task, advance=1, info=info)
+
+    def _stop_bar(self):
+        if self.live and getattr(self, "bar", None) is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def after_train(self):
+        self._stop_bar()
+
+    def after_validate(self):
+        self._stop_bar()
+
+    def after_epoch(self):
+        log = self.learn.epoch_log
+        keys = [k for k in log if k not in ("step",)]
+        if not self.header_done:
+            self.console.print("  ".join(f"{k:>11}" for k in keys))
+            self.header_done = True
+        fmt = lambda v: f"{v:>11.4f}" if isinstance(v, float) else f"{v!s:>11}"
+        self.console.print("  ".join(fmt(log[k]) for k in keys))
+
+    def after_fit(self):
+        self._stop_bar()
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by min_delta for `patience` epochs."""
+
+    order = 70
+
+    def __init__(self, monitor="valid_loss", patience=3, min_delta=0.0, mode=None):
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode = mode or ("min" if "loss" in monitor or "error" in monitor or monitor in ("rmse", "mae") else "max")
+
+    def before_fit(self):
+        self.best, self.wait = math.inf if self.mode == "min" else -math.inf, 0
+
+    def after_epoch(self):
+        value = _monitored(self.learn, self.monitor)
+        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        if better:
+            self.best, self.wait = value, 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                print(f"early stopping: no improvement in {self.monitor} for {self.patience} epochs", file=sys.stderr)
+                raise CancelFit()
+
+
+class SaveBest(Callback):
+    """Keep the weights of the epoch with the best `monitor` and restore them when fit ends."""
+
+    order = 65
+
+    def __init__(self, monitor="valid_loss", mode=None):
+        self.monitor = monitor
+        self.mode = mode or ("min" if "loss" in monitor or "error" in monitor or monitor in ("rmse", "mae") else "max")
+
+    def before_fit(self):
+        self.best, self.best_state, self.best_epoch = (math.inf if self.mode == "min" else -math.inf), None, None
+
+    def after_epoch(self):
+        value = _monitored(self.learn, self.monitor)
+        if (value < self.best) if self.mode == "min" else (value > self.best):
+            self.best, self.best_epoch = value, self.learn.epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+
+    def after_fit(self):
+        if self.best_state is not None:
+            self.learn.model.load_state_dict(self.best_state)
+
+
+class CheckpointCallback(Callback):
+    """Save model, optimizer and position after every epoch, so a crash or Ctrl-C loses at most one."""
+
+    order = 80
+
+    def __init__(self, path):
+        self.path = path
+
+    def after_epoch(self):
+        from .checkpoint import save_checkpoint
+        save_checkpoint(self.learn, self.path)
+
+
+def _monitored(learn, monitor):
+    if monitor not in learn.epoch_log:
+        raise CentaurError(f"cannot monitor {monitor!r}; the epoch log has {list(learn.epoch_log)}."
+                           f"{did_you_mean(monitor, learn.epoch_log)}")
+    return learn.epoch_log[monitor]

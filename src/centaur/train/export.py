@@ -1,0 +1,44 @@
+"""Export a trained Learner to a model directory (model.safetensors + model.json)."""
+import datetime
+import platform
+
+import torch
+
+from ..models.model_dir import write_model_dir
+
+
+def versions():
+    import timm
+    from .. import __version__
+    return {"centaur": __version__, "torch": torch.__version__, "timm": timm.__version__,
+            "python": platform.python_version()}
+
+
+def export(learn, path, metrics=None, provenance=None):
+    """Write the model and what is needed to use it: architecture, classes, preprocessing,
+    metrics and where it came from.
+
+    >>> export(learn, "models/emoji")  # doctest: +SKIP
+    """
+    dls, prep = learn.dls, dict(learn.preprocessing)
+    prep["item_tfms"] = [t.to_dict() for t in dls.item_tfms if hasattr(t, "to_dict")]
+    y_block = dls.y_block
+    meta = {
+        "task": y_block.kind,
+        "arch": prep["arch"],
+        "timm_arch": prep["timm_arch"],
+        "num_outputs": y_block.num_outputs,
+        "classes": list(y_block.vocab) if y_block.vocab is not None else None,
+        "preprocessing": prep,
+        "metrics": metrics or {},
+        "provenance": {
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "data": getattr(dls.train_ds, "source", None),
+            "n_train": len(dls.train_ds), "n_valid": len(dls.valid_ds),
+            "skipped_files": len(getattr(dls.train_ds, "skipped", []) or []),
+            "training": learn.plan,
+            "versions": versions(),
+            **(provenance or {}),
+        },
+    }
+    return write_model_dir(path, learn.model, meta)

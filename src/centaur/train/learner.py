@@ -1,0 +1,287 @@
+"""The Learner: a model, its data, an optimizer and a training loop with events for callbacks."""
+import contextlib
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from ..core.errors import CentaurError, did_you_mean
+from .callbacks import (EVENTS, CancelBatch, CancelEpoch, CancelFit, Callback, CheckpointCallback, OneCycle,
+                        ProgressCallback, Recorder)
+from .metrics import METRICS, metric_name
+
+
+class TrainingInterrupted(CentaurError):
+    """Training was stopped by Ctrl-C; the last finished epoch is in the checkpoint."""
+
+
+class Learner:
+    """Trains `model` on `dls`; callbacks act at the events in callbacks.EVENTS.
+
+    param_groups: lists of parameters that get their own learning rate (body, head), so
+    fine-tuning can train the pretrained body slower than the new head.
+
+    >>> learn = Learner(dls, model, metrics=["accuracy"])  # doctest: +SKIP
+    >>> learn.fit_one_cycle(3, 1e-3)                        # doctest: +SKIP
+    """
+
+    def __init__(self, dls, model, loss_func=None, metrics=(), cbs=(), wd=0.01, path="runs",
+                 param_groups=None, progress=True):
+        self.dls, self.model, self.wd, self.path = dls, model, wd, Path(path)
+        self.loss_func = loss_func or dls.y_block.loss_func()
+        self.metrics = [self._metric(m) for m in metrics]
+        self.param_groups = param_groups or [list(model.parameters())]
+        self.cbs, self.opt = [], None
+        self.step, self.epoch, self.n_epoch, self.phase = 0, 0, 0, 0
+        self.training, self.resuming, self.plan = False, False, None
+        self.epoch_log, self.smooth_loss = {}, float("nan")
+        self.add_cbs([Recorder()] + ([ProgressCallback()] if progress else []) + list(cbs))
+
+    @staticmethod
+    def _metric(m):
+        if callable(m):
+            return m
+        if m not in METRICS:
+            raise CentaurError(f"unknown metric {m!r}; known: {', '.join(METRICS)}.{did_you_mean(m, METRICS)}")
+        return METRICS[m]
+
+    # --- callbacks ---
+
+    def add_cbs(self, cbs):
+        for cb in cbs:
+            if isinstance(cb, type):
+                cb = cb()
+            if not isinstance(cb, Callback):
+                raise CentaurError(f"{cb!r} is not a Callback; subclass centaur.train.Callback.")
+            cb.check_events()
+            cb.learn = self
+            self.cbs.append(cb)
+            setattr(self, _snake(cb.name), cb)
+        self.cbs.sort(key=lambda c: c.order)
+
+    def remove_cbs(self, cbs):
+        for cb in cbs:
+            self.cbs.remove(cb)
+
+    @contextlib.contextmanager
+    def added_cbs(self, cbs):
+        self.add_cbs(cbs)
+        try:
+            yield
+        finally:
+            self.remove_cbs(cbs)
+
+    def __call__(self, event):
+        for cb in self.cbs:
+            method = getattr(cb, event, None)
+            if method is not None:
+                method()
+
+    def show_training_loop(self):
+        """Print which callbacks run at which event, in order (a debugging aid)."""
+        lines = []
+        for event in EVENTS:
+            names = [cb.name for cb in self.cbs if getattr(cb, event, None) is not None]
+            lines.append(f"{event:<16} {', '.join(names) if names else '-'}")
+        print("\n".join(lines))
+        return lines
+
+    # --- optimizer and freezing ---
+
+    def create_opt(self):
+        # AdamW: weight decay decoupled from the gradient step (Loshchilov & Hutter, arXiv:1711.05101);
+        # betas and eps as fastai's defaults, which suit one-cycle training.
+        groups = [{"params": list(g)} for g in self.param_groups]
+        self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=self.wd)
+
+    def freeze(self):
+        """Train only the last parameter group (the head); the body keeps its pretrained weights."""
+        self._set_trainable(len(self.param_groups) - 1)
+
+    def unfreeze(self):
+        self._set_trainable(0)
+
+    def _set_trainable(self, first):
+        for i, group in enumerate(self.param_groups):
+            for p in group:
+                p.requires_grad_(i >= first)
+        if hasattr(self.model, "frozen"):
+            self.model.frozen = first > 0
+
+    # --- the loop ---
+
+    def fit(self, n_epoch, lr=1e-3, cbs=(), start_epoch=0):
+        """Train for n_epoch epochs at a constant lr (or as callbacks such as OneCycle set it)."""
+        if not isinstance(n_epoch, int) or n_epoch < 1:
+            raise CentaurError(f"the number of epochs must be a positive integer, got {n_epoch!r}.")
+        if self.opt is None:
+            self.create_opt()
+        lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(self.opt.param_groups)
+        for group, group_lr in zip(self.opt.param_groups, lrs):
+            group["lr"] = group_lr
+        self.n_epoch = n_epoch
+        self.total_steps = n_epoch * len(self.dls.train)
+        self.step = start_epoch * len(self.dls.train)
+        with self.added_cbs(list(cbs)):
+            try:
+                self("before_fit")
+                for epoch in range(start_epoch, n_epoch):
+                    self.epoch = epoch
+                    try:
+                        self._do_epoch()
+                    except CancelEpoch:
+                        pass
+            except CancelFit:
+                pass
+            except KeyboardInterrupt:
+                self("after_fit")
+                where = self._checkpoint_path()
+                raise TrainingInterrupted(
+                    f"training stopped by Ctrl-C in epoch {self.epoch + 1}."
+                    + (f" The last finished epoch is saved in {where}; run the same command with --resume "
+                       "to go on from there." if where and where.exists() else "")) from None
+            self("after_fit")
+        self.resuming = False
+
+    def _checkpoint_path(self):
+        for cb in self.cbs:
+            if isinstance(cb, CheckpointCallback):
+                return Path(cb.path)
+        return None
+
+    def _do_epoch(self):
+        t0 = time.perf_counter()
+        self("before_epoch")
+        self.training = True
+        self.model.train()
+        self("before_train")
+        losses = []
+        for xb, yb in self.dls.train:
+            try:
+                self._do_batch(xb, yb)
+                losses.append(self.loss.item())
+            except CancelBatch:
+                pass
+        self("after_train")
+        self.training = False
+        valid_loss, preds, targets = self._validate()
+        self.epoch_log = {"epoch": self.epoch + 1,
+                          "train_loss": float(sum(losses) / max(1, len(losses))),
+                          "valid_loss": valid_loss}
+        for m in self.metrics:
+            self.epoch_log[metric_name(m)] = float(m(preds, targets))
+        self.epoch_log["time"] = _fmt_time(time.perf_counter() - t0)
+        self.epoch_log["step"] = self.step
+        self("after_epoch")
+
+    def _do_batch(self, xb, yb):
+        self.xb, self.yb = xb, yb
+        self("before_batch")
+        self.pred = self.model(self.xb)
+        self("after_pred")
+        self.loss = self.loss_func(self.pred, self.yb)
+        self("after_loss")
+        self("before_backward")
+        self.loss.backward()
+        self("after_backward")
+        self("before_step")
+        self.opt.step()
+        self("after_step")
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        # an exponential moving average keeps the progress bar's loss readable
+        loss = self.loss.item()
+        self.smooth_loss = loss if math.isnan(self.smooth_loss) else 0.98 * self.smooth_loss + 0.02 * loss
+        self("after_batch")
+
+    def _validate(self, dl=None):
+        dl = dl or self.dls.valid
+        self.model.eval()
+        self("before_validate")
+        preds, targets = [], []
+        with torch.inference_mode():
+            for xb, yb in dl:
+                self.xb, self.yb = xb, yb
+                self.pred = self.model(xb)
+                preds.append(self.pred)
+                targets.append(yb)
+                self("after_batch")
+        preds, targets = torch.cat(preds), torch.cat(targets)
+        loss = float(self.loss_func(preds, targets))
+        self("after_validate")
+        return loss, preds, targets
+
+    def validate(self):
+        """Validation loss and metrics of the current model, as a dict."""
+        loss, preds, targets = self._validate()
+        return {"valid_loss": loss, **{metric_name(m): float(m(preds, targets)) for m in self.metrics}}
+
+    def get_preds(self, dl=None):
+        """(raw outputs, targets) for a DataLoader (validation by default), without callbacks."""
+        dl = dl or self.dls.valid
+        self.model.eval()
+        preds, targets = [], []
+        with torch.inference_mode():
+            for xb, yb in dl:
+                preds.append(self.model(xb))
+                targets.append(yb)
+        return torch.cat(preds), torch.cat(targets)
+
+    # --- policies ---
+
+    def fit_one_cycle(self, n_epoch, lr_max=1e-3, div=25.0, div_final=1e5, pct_start=0.25,
+                      moms=(0.95, 0.85, 0.95), cbs=(), start_epoch=0):
+        """Train with the one-cycle policy (warm up, then anneal; momentum the other way).
+
+        lr_max: one rate, or one per parameter group (body, head) for discriminative rates.
+        """
+        cycle = OneCycle(lr_max, div, div_final, pct_start, moms)
+        self.fit(n_epoch, lr_max, cbs=[cycle, *cbs], start_epoch=start_epoch)
+
+    def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0,
+                  cbs=(), checkpoint=None, resume=False):
+        """Transfer learning: train the new head with the body frozen, then everything together.
+
+        The body then trains at base_lr/lr_mult and the head at base_lr (discriminative rates:
+        early layers hold general features that need little change; Howard & Ruder 2018).
+        checkpoint: a file to save after every epoch; resume=True goes on from it.
+        """
+        plan = {"method": "fine_tune", "epochs": epochs, "freeze_epochs": freeze_epochs, "base_lr": base_lr,
+                "lr_mult": lr_mult}
+        start_phase, start_epoch = 0, 0
+        if resume:
+            from .checkpoint import load_checkpoint
+            state = load_checkpoint(self, checkpoint, plan)
+            start_phase, start_epoch = state["phase"], state["epoch"] + 1
+            phase_epochs = freeze_epochs if start_phase == 0 else epochs
+            if start_epoch >= phase_epochs:
+                start_phase, start_epoch = start_phase + 1, 0
+        self.plan = plan
+        extra = [CheckpointCallback(checkpoint)] if checkpoint else []
+        if start_phase == 0 and freeze_epochs > 0:
+            self.phase = 0
+            self.freeze()
+            self.fit_one_cycle(freeze_epochs, base_lr, pct_start=0.99, cbs=[*extra, *cbs], start_epoch=start_epoch)
+            start_epoch = 0
+        if start_phase <= 1:
+            self.phase = 1
+            self.unfreeze()
+            lr = base_lr / 2
+            lrs = [lr / lr_mult] * (len(self.param_groups) - 1) + [lr]
+            self.fit_one_cycle(epochs, lrs, pct_start=pct_start, div=div, cbs=[*extra, *cbs],
+                               start_epoch=start_epoch)
+
+    def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
+        """Try rising learning rates on a copy of the weights; suggest one (see lr_find.py)."""
+        from .lr_find import lr_find
+        return lr_find(self, start_lr, end_lr, num_it, plot)
+
+
+def _snake(name):
+    import re
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _fmt_time(seconds):
+    return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"

@@ -1,0 +1,86 @@
+"""The learning-rate finder: raise the rate exponentially until the loss blows up (Smith 2015)."""
+import copy
+import math
+
+import numpy as np
+import torch
+
+from ..core.log import logger
+
+
+def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
+    """Train a few batches at rising rates on a copy of the model; return (suggestion, lrs, losses).
+
+    The suggestion is fastai's "valley": the middle of the longest stretch where the
+    smoothed loss keeps falling, which is less fragile than the steepest point. The model
+    and optimizer are restored afterwards. plot: a PNG path for the loss-vs-rate curve.
+    """
+    saved_model = copy.deepcopy(learn.model.state_dict())
+    if learn.opt is None:
+        learn.create_opt()
+    saved_opt = copy.deepcopy(learn.opt.state_dict())
+    lrs, losses, smooth, best = [], [], None, math.inf
+    learn.model.train()
+    it = 0
+    while it < num_it:
+        for xb, yb in learn.dls.train:
+            lr = start_lr * (end_lr / start_lr) ** (it / max(1, num_it - 1))
+            for group in learn.opt.param_groups:
+                group["lr"] = lr
+            loss = learn.loss_func(learn.model(xb), yb)
+            loss.backward()
+            learn.opt.step()
+            learn.opt.zero_grad(set_to_none=True)
+            value = loss.item()
+            smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
+            debiased = smooth / (1 - 0.98 ** (it + 1))
+            lrs.append(lr)
+            losses.append(debiased)
+            best = min(best, debiased)
+            it += 1
+            if it >= num_it or not math.isfinite(debiased) or debiased > 4 * best:
+                it = num_it
+                break
+    learn.model.load_state_dict(saved_model)
+    learn.opt.load_state_dict(saved_opt)
+    suggestion = valley(lrs, losses)
+    logger.info(f"lr_find: suggested learning rate {suggestion:.2e}")
+    if plot:
+        _plot(lrs, losses, suggestion, plot)
+    return suggestion, lrs, losses
+
+
+def valley(lrs, losses):
+    """The rate 2/3 along the longest run of decreasing loss (fastai's valley heuristic)."""
+    n = len(losses)
+    if n < 3:
+        return lrs[0] if lrs else 1e-3
+    losses = np.asarray(losses)
+    run = np.ones(n, dtype=int)  # run[i]: longest decreasing sequence ending at i
+    prev = np.full(n, -1)
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and run[j] + 1 > run[i]:
+                run[i], prev[i] = run[j] + 1, j
+    end = int(run.argmax())
+    start = end
+    while prev[start] != -1:
+        start = prev[start]
+    idx = start + int((end - start) * 2 / 3)
+    return float(lrs[idx])
+
+
+def _plot(lrs, losses, suggestion, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(lrs, losses)
+    ax.axvline(suggestion, color="red", linestyle="--", label=f"suggestion {suggestion:.1e}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

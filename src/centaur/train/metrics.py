@@ -1,0 +1,77 @@
+"""Metrics on whole-epoch predictions, bootstrap confidence intervals and baselines.
+
+Every metric takes (preds, targets) tensors: preds are raw model outputs (logits or
+numbers), so a metric decides itself how to read them.
+"""
+import numpy as np
+import torch
+
+
+def accuracy(preds, targets):
+    """Fraction of items whose most likely class is the right one (single label)."""
+    return (preds.argmax(-1) == targets).float().mean().item()
+
+
+def error_rate(preds, targets):
+    """1 - accuracy."""
+    return 1.0 - accuracy(preds, targets)
+
+
+def f1_macro(preds, targets):
+    """F1 averaged over classes, each class counting the same however rare it is."""
+    num_classes = preds.shape[-1]
+    pred = preds.argmax(-1)
+    scores = []
+    for c in range(num_classes):
+        tp = ((pred == c) & (targets == c)).sum().item()
+        fp = ((pred == c) & (targets != c)).sum().item()
+        fn = ((pred != c) & (targets == c)).sum().item()
+        if tp + fp + fn == 0:
+            continue  # class absent from both: it does not count
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def accuracy_multi(preds, targets, threshold=0.5):
+    """Multi-label accuracy: each (item, label) decision counts once."""
+    return ((preds.sigmoid() >= threshold).float() == targets).float().mean().item()
+
+
+def rmse(preds, targets):
+    """Root mean squared error."""
+    return torch.sqrt(((preds.view_as(targets) - targets) ** 2).mean()).item()
+
+
+def mae(preds, targets):
+    """Mean absolute error."""
+    return (preds.view_as(targets) - targets).abs().mean().item()
+
+
+METRICS = {"accuracy": accuracy, "error_rate": error_rate, "f1_macro": f1_macro,
+           "accuracy_multi": accuracy_multi, "rmse": rmse, "mae": mae}
+
+
+def metric_name(metric):
+    return getattr(metric, "__name__", type(metric).__name__)
+
+
+def bootstrap_ci(metric, preds, targets, n_boot=1000, level=0.95, seed=0):
+    """(low, high) percentile bootstrap interval of metric over resampled validation items.
+
+    >>> bootstrap_ci(accuracy, torch.eye(3)[[0, 1, 2, 0]], torch.tensor([0, 1, 2, 1]))  # doctest: +SKIP
+    """
+    rng = np.random.default_rng(seed)
+    n = len(targets)
+    values = []
+    for _ in range(n_boot):
+        idx = torch.from_numpy(rng.integers(0, n, n))
+        values.append(metric(preds[idx], targets[idx]))
+    alpha = (1 - level) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
+def majority_baseline(train_targets, valid_targets):
+    """(class, accuracy) of always predicting the most common training class."""
+    counts = torch.bincount(train_targets)
+    top = int(counts.argmax())
+    return top, (valid_targets == top).float().mean().item()

@@ -1,0 +1,111 @@
+"""The main job: fine-tune a pretrained classifier on a folder or CSV with sensible defaults."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..core.errors import CentaurError
+from ..core.seed import set_seed
+from ..data.augment import aug_transforms
+from ..data.block import DataBlock
+from ..data.blocks import CategoryBlock, ImageBlock
+from ..data.getters import ColReader, get_image_files, parent_label, read_table
+from ..data.splitters import FolderSplitter, RandomSplitter
+from ..data.transforms import Resize
+from ..train.export import export
+from ..train.metrics import accuracy, bootstrap_ci, f1_macro, majority_baseline
+from .learner import vision_learner
+
+
+def image_datablock(data, size=128, resize="squish", valid_pct=0.2, seed=42, augment=True,
+                    file_col="file", label_col="label"):
+    """The DataBlock for a folder of class subfolders (train/ and valid/ honoured) or a CSV."""
+    data = Path(data)
+    batch_tfms = [aug_transforms()] if augment else []
+    if data.is_file():
+        df = read_table(data)
+        for col in (file_col, label_col):
+            if col not in df.columns:
+                from ..core.errors import did_you_mean
+                raise CentaurError(f"{str(data)!r} has no column {col!r}; columns are {list(df.columns)}."
+                                   f"{did_you_mean(col, df.columns)} Use --file-col / --label-col.")
+        return DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=ColReader(file_col), get_y=ColReader(label_col),
+                         splitter=RandomSplitter(valid_pct, seed), item_tfms=Resize(size, resize),
+                         batch_tfms=batch_tfms), "random"
+    has_split = (data / "train").is_dir() and (data / "valid").is_dir()
+    splitter = FolderSplitter() if has_split else RandomSplitter(valid_pct, seed)
+    return DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                     splitter=splitter, item_tfms=Resize(size, resize), batch_tfms=batch_tfms), \
+        ("train/valid folders" if has_split else "random")
+
+
+def evaluate(learn):
+    """Validation metrics with 95% bootstrap intervals beside the majority-class baseline."""
+    preds, targets = learn.get_preds()
+    train_targets = torch.stack([learn.dls.y_block.encode(y) for y in learn.dls.train_ds.ys])
+    top, base_acc = majority_baseline(train_targets, targets)
+    report = {"n_valid": len(targets)}
+    for m in (accuracy, f1_macro):
+        low, high = bootstrap_ci(m, preds, targets)
+        report[m.__name__] = {"value": round(m(preds, targets), 4), "ci95": [round(low, 4), round(high, 4)]}
+    report["baseline"] = {"strategy": "majority class", "class": learn.dls.vocab[top], "accuracy": round(base_acc, 4)}
+    return report
+
+
+def print_report(report, out=sys.stdout):
+    a, f, b = report["accuracy"], report["f1_macro"], report["baseline"]
+    print(f"\nvalidation ({report['n_valid']} images):", file=out)
+    print(f"  accuracy  {a['value']:.3f}  (95% CI {a['ci95'][0]:.3f} to {a['ci95'][1]:.3f})", file=out)
+    print(f"  F1 macro  {f['value']:.3f}  (95% CI {f['ci95'][0]:.3f} to {f['ci95'][1]:.3f})", file=out)
+    print(f"  baseline  {b['accuracy']:.3f}  (always '{b['class']}', the most common training class)", file=out)
+
+
+def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=None, epochs=3, freeze_epochs=1,
+                           lr="2e-3", bs=32, size=128, resize="squish", valid_pct=0.2, seed=42, augment=True,
+                           file_col="file", label_col="label", threads=None, resume=False, progress=True):
+    """Fine-tune (or train from scratch) and write the model directory `out`; returns the report.
+
+    >>> train_image_classifier("data/emoji", "models/emoji")  # doctest: +SKIP
+    """
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    set_seed(seed)
+    out = Path(out)
+    dblock, split = image_datablock(data, size, resize, valid_pct, seed, augment, file_col, label_col)
+    dls = dblock.dataloaders(data, bs=bs, seed=seed)
+    print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, "
+          f"{len(dls.vocab)} classes ({', '.join(dls.vocab)}), {split} split", file=sys.stderr)
+    learn = vision_learner(dls, arch, pretrained=pretrained, weights=weights, path=out, progress=progress)
+    if not pretrained and weights is None:
+        learn.unfreeze()
+    checkpoint = out / "checkpoint.safetensors"
+    if resume and not checkpoint.is_file():
+        raise CentaurError(f"cannot resume: no checkpoint in {str(out)!r}. Run without --resume to start.")
+    if str(lr) == "auto":
+        if resume:
+            raise CentaurError("--lr auto cannot be combined with --resume; give the learning rate used before.")
+        base_lr, _, _ = learn.lr_find(plot=out.mkdir(parents=True, exist_ok=True) or out / "lr_find.png")
+        print(f"lr_find suggests {base_lr:.2e}", file=sys.stderr)
+    else:
+        try:
+            base_lr = float(lr)
+        except ValueError:
+            raise CentaurError(f"--lr must be a number like 2e-3 or 'auto', got {lr!r}.") from None
+        if not base_lr > 0:
+            raise CentaurError(f"--lr must be positive, got {lr!r}.")
+    from_scratch = not pretrained and weights is None
+    learn.fine_tune(epochs, base_lr=base_lr, freeze_epochs=0 if from_scratch else freeze_epochs,
+                    lr_mult=1 if from_scratch else 100, checkpoint=checkpoint, resume=resume)
+    report = evaluate(learn)
+    print_report(report)
+    provenance = {"split": split, "seed": seed, "valid_pct": valid_pct if split == "random" else None,
+                  "augment": augment, "batch_size": bs}
+    export(learn, out, metrics=report, provenance=provenance)
+    learn.recorder.plot_loss(out / "loss.png")
+    dls.show_batch(out / "batch.png")
+    checkpoint.unlink(missing_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    print(f"model written to {out}/ (predict with: centaur predict {out} IMAGE...)")
+    return report
