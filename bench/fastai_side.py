@@ -218,15 +218,17 @@ def make_timer_cb():
     from fastai.callback.core import Callback
 
     class TrainTimer(Callback):
-        "Times before_train..after_train (validation excluded) and counts training items."
+        """Times before_train..after_train of every epoch (validation excluded) and counts
+        the training items processed; keeps epochs across fit calls (fine_tune does two)."""
         order = -100
 
-        def before_fit(self):
+        def __init__(self):
             self.epochs = []
 
         def before_train(self):
             self.n = 0
             self.batch_times, self.batch_sizes = [], []
+            self.trainable = sum(p.numel() for p in self.learn.model.parameters() if p.requires_grad)
             self.t0 = self.tb = time.perf_counter()
 
         def after_batch(self):
@@ -240,9 +242,34 @@ def make_timer_cb():
         def after_train(self):
             dt = time.perf_counter() - self.t0
             self.epochs.append({"seconds": dt, "images": self.n, "batches": len(self.batch_times),
+                                "images_per_s": self.n / dt,
                                 "first_batch_s": self.batch_times[0] if self.batch_times else None,
-                                "first_batch_images": self.batch_sizes[0] if self.batch_sizes else 0})
+                                "first_batch_images": self.batch_sizes[0] if self.batch_sizes else 0,
+                                "trainable_params": self.trainable})
     return TrainTimer()
+
+
+def make_history_cb():
+    from fastai.callback.core import Callback
+    from fastai.learner import Recorder
+
+    class History(Callback):
+        "Copies each epoch's Recorder row (Recorder.values is reset by every fit call)."
+        order = Recorder.order + 1
+
+        def __init__(self):
+            self.rows = []
+
+        def after_epoch(self):
+            names = self.learn.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
+            self.rows.append(dict(zip(names, map(float, self.learn.recorder.values[-1]))))
+    return History()
+
+
+def cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)  # DataLoader workers, once reaped
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 def seed_all(seed):
@@ -280,20 +307,20 @@ def phase_train_epoch(args, unfreeze):
 
 def phase_finetune(args):
     import torch
-    from fastai.vision.all import get_image_files
     res = {}
     t = time.perf_counter(); dls = build_dls(args); res["dls_build_seconds"] = time.perf_counter() - t
     t = time.perf_counter(); learn = build_learner(dls); res["learner_build_seconds"] = time.perf_counter() - t
     res["num_workers"] = dls.actual_num_workers
     res["freeze_check"] = freeze_report(learn)  # vision_learner(pretrained=True) froze it
-    timer = make_timer_cb()
+    timer, history = make_timer_cb(), make_history_cb()
     t = time.perf_counter()
     with learn.no_logging():
-        learn.fine_tune(args.epochs, cbs=timer)
+        learn.fine_tune(args.epochs, cbs=[timer, history])
     res["fine_tune_seconds"] = time.perf_counter() - t
     res["peak_rss_mb_after_fine_tune"] = rss_mb()
-    names = learn.recorder.metric_names  # ['epoch','train_loss','valid_loss','accuracy','time']
-    hist = [dict(zip(names[1:-1], map(float, v))) for v in learn.recorder.values]
+    res["fine_tune_call"] = (f"fine_tune({args.epochs}) = freeze; fit_one_cycle(1, 2e-3, pct_start=0.99); "
+                             f"unfreeze; fit_one_cycle({args.epochs}, slice(1e-5, 1e-3), pct_start=0.3, div=5)")
+    hist = history.rows
     res["fine_tune_history"] = hist
     res["fine_tune_train_epochs"] = timer.epochs
     res["fine_tune_valid_loss"] = hist[-1]["valid_loss"]
@@ -328,7 +355,7 @@ def run_phase(args):
     import torch
     torch.set_num_threads(args.threads)
     seed_all(args.seed)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_seconds()
     if args.phase == "frozen":
         res = phase_train_epoch(args, unfreeze=False)
     elif args.phase == "unfrozen":
@@ -336,6 +363,8 @@ def run_phase(args):
     else:
         res = phase_finetune(args)
     res["phase_wall_seconds"] = time.perf_counter() - t
+    res["phase_cpu_seconds"] = cpu_seconds() - c
+    res["loadavg_1min_end"] = os.getloadavg()[0]
     return res
 
 
@@ -368,6 +397,7 @@ def common_info(args):
 def driver(args):
     t_all = time.perf_counter()
     out = common_info(args)
+    out["loadavg_1min_start"] = os.getloadavg()[0]
     phases = [p for p in args.phases.split(",") if p]
     per = {}
     for ph in phases:
@@ -407,6 +437,9 @@ def driver(args):
     out["peak_rss_mb"] = max([out[k] for k in ("peak_rss_mb_frozen", "peak_rss_mb_unfrozen",
                                                "peak_rss_mb_fine_tune") if k in out] or [0])
     out["total_wall_seconds"] = time.perf_counter() - t_all
+    out["loadavg_1min_end"] = os.getloadavg()[0]
+    out["timing_note"] = ("wall-clock; another CPU-heavy process on this 2-core machine slows every figure: "
+                          "trust a run only if loadavg stays near <= threads and phase_cpu_seconds ~ threads*wall")
     text = json.dumps(out, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,45 @@
 import argparse
 import json
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
-from .core.errors import CentaurError
+from .core.errors import CentaurError, did_you_mean
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistake in one line (`error: ...`, exit status 2), not a usage block.
+
+    The usage block buries the one line that matters; `--help` still shows everything.
+    """
+
+    def error(self, message):
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            message += "." + did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def _unknown_options(parser, args, extra):
+    """One line for arguments nobody asked for, suggesting the nearest option of that command."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = sub.choices[args.command]
+    options = [o for a in command._actions for o in a.option_strings if o.startswith("--") and o != "--help"]
+    first = next((e.split("=")[0] for e in extra if e.startswith("-")), None)
+    hint = did_you_mean(first, options) if first else ""
+    command.error(f"unrecognized arguments: {' '.join(extra)}.{hint}")
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (0 or more), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number (0 or more), got {text!r}")
+    return value
 
 
 def _positive_int(text):
@@ -29,7 +64,7 @@ def _fraction(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="centaur", description=__doc__)
+    parser = _Parser(prog="centaur", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="fine-tune a pretrained image classifier on a folder or CSV",
@@ -41,7 +76,8 @@ def build_parser():
     t.add_argument("--scratch", action="store_true", help="train from random weights (no pretraining)")
     t.add_argument("--weights", help="a local .safetensors file with the body's starting weights")
     t.add_argument("--epochs", type=_positive_int, default=3, help="epochs with the whole network training")
-    t.add_argument("--freeze-epochs", type=int, default=1, help="epochs training only the new head first")
+    t.add_argument("--freeze-epochs", type=_non_negative_int, default=1,
+                   help="epochs training only the new head first (0: none)")
     t.add_argument("--lr", default="2e-3", help="base learning rate, or 'auto' to run lr_find first")
     t.add_argument("--bs", type=_positive_int, default=32, help="batch size")
     t.add_argument("--size", type=_positive_int, default=128, help="image size in pixels")
@@ -67,24 +103,67 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit status (0 done, 2 a user mistake, 130 Ctrl-C)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _unknown_options(parser, args, extra)
+    except SystemExit as e:  # argparse exits for --help and for mistakes; from Python, return the status
+        return e.code
     try:
         return {"train": cmd_train, "predict": cmd_predict, "info": cmd_info}[args.command](args) or 0
     except CentaurError as e:
-        from .train.learner import TrainingInterrupted
+        # only training raises TrainingInterrupted, so its module is loaded by then; not importing it
+        # here keeps a plain mistake (a wrong path) from paying a second to import torch
+        learner = sys.modules.get("centaur.train.learner")
+        if learner is not None and isinstance(e, learner.TrainingInterrupted):
+            print(e, file=sys.stderr)
+            _resume_hint(args, argv)
+            return 130
         print(f"error: {e}", file=sys.stderr)
-        return 130 if isinstance(e, TrainingInterrupted) else 2
+        return 2
     except KeyboardInterrupt:
         print("stopped by Ctrl-C.", file=sys.stderr)
+        _resume_hint(args, argv)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`centaur predict ... | head`): stop quietly, as cat and grep do.
+        # stdout is pointed at devnull so the interpreter's final flush does not raise again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # no real file descriptor (stdout replaced in-process)
+            pass
+        return 0
+    except OSError as e:
+        # The disk, not the user's input: a full disk or a folder that cannot be written. The message
+        # names the file; a traceback would add nothing for the user. Status 1, as for other failures.
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _resume_hint(args, argv):
+    """After Ctrl-C, say that the checkpoint is kept and give the exact command that goes on."""
+    if args.command != "train":
+        return
+    checkpoint = _train_out(args) / "checkpoint.safetensors"
+    if checkpoint.is_file():
+        again = argv if "--resume" in argv else [*argv, "--resume"]
+        print(f"checkpoint kept in {checkpoint}; go on with: centaur {shlex.join(again)}", file=sys.stderr)
+
+
+def _train_out(args):
+    data = Path(args.data)
+    return Path(args.out) if args.out else Path("models") / (data.stem if data.is_file() else data.resolve().name)
 
 
 def cmd_train(args):
-    from .vision.recipes import train_image_classifier
     data = Path(args.data)
     if not data.exists():
         raise CentaurError(f"{str(data)!r} does not exist; give a folder of class subfolders or a CSV file.")
-    out = Path(args.out) if args.out else Path("models") / (data.stem if data.is_file() else data.resolve().name)
+    from .vision.recipes import train_image_classifier  # torch and timm: a second to import, so after the check
+    out = _train_out(args)
     train_image_classifier(data, out, arch=args.arch, pretrained=not args.scratch, weights=args.weights,
                            epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr, bs=args.bs,
                            size=args.size, resize=args.resize, valid_pct=args.valid_pct, seed=args.seed,

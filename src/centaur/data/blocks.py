@@ -1,10 +1,14 @@
 """Blocks: what kind of thing x and y are, how to encode them as tensors and back."""
+import numbers
+import re
+
 import numpy as np
 import torch
 from torch import nn
 
-from ..core.errors import CentaurError
+from ..core.errors import CentaurError, did_you_mean
 from ..core.images import MAX_PIXELS, open_image
+from .getters import is_missing
 
 
 class ImageBlock:
@@ -23,27 +27,54 @@ class ImageBlock:
         return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
+def _natural_key(text):
+    # "class2" < "class10": digit runs compare as numbers (re.split puts them at odd positions)
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", text))]
+
+
+def _sorted_names(labels):
+    """Distinct labels as strings in natural order: 2 before 10, whether numbers or folder names."""
+    distinct = {str(l): l for l in labels}
+    values = list(distinct.values())
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        return [str(v) for v in sorted(values)]
+    return sorted(distinct, key=_natural_key)
+
+
 class CategoryBlock:
-    """One label per item; the vocabulary is learned from the training labels."""
+    """One label per item; the vocabulary is learned from the training labels.
+
+    >>> block = CategoryBlock(); block.setup(["dog", "cat", "dog"])
+    >>> block.vocab, block.decode(block.encode("dog"))
+    (['cat', 'dog'], 'dog')
+    """
 
     kind = "single_label"
 
     def __init__(self, vocab=None):
-        self.vocab = list(vocab) if vocab is not None else None
+        self.vocab = [str(v) for v in vocab] if vocab is not None else None
+        if self.vocab is not None:
+            self._index = {v: i for i, v in enumerate(self.vocab)}
 
     def setup(self, labels):
         if self.vocab is None:
-            self.vocab = sorted({str(l) for l in labels})
+            self.vocab = _sorted_names(labels)
         self._index = {v: i for i, v in enumerate(self.vocab)}
 
+    def _check_setup(self):
+        if self.vocab is None:
+            raise CentaurError("this block has no vocabulary yet; call setup(labels) or give vocab=[...].")
+
     def encode(self, label):
+        self._check_setup()
         try:
             return torch.tensor(self._index[str(label)])
         except KeyError:
             raise CentaurError(f"label {label!r} is not among the training labels {self.vocab}; every "
-                               "validation label needs training examples.") from None
+                               "label needs training examples." + did_you_mean(label, self.vocab)) from None
 
     def decode(self, idx):
+        self._check_setup()
         return self.vocab[int(idx)]
 
     @property
@@ -55,7 +86,12 @@ class CategoryBlock:
 
 
 class MultiCategoryBlock(CategoryBlock):
-    """Any number of labels per item (a list, or a string split by label_delim)."""
+    """Any number of labels per item (a list, or a string split by label_delim); y is multi-hot.
+
+    >>> block = MultiCategoryBlock(); block.setup(["cat dog", "dog"])
+    >>> block.encode("dog cat")
+    tensor([1., 1.])
+    """
 
     kind = "multi_label"
 
@@ -64,17 +100,22 @@ class MultiCategoryBlock(CategoryBlock):
         self.label_delim = label_delim
 
     def _split(self, labels):
+        if is_missing(labels):  # an empty cell: an item with none of the labels
+            return []
         if isinstance(labels, str):
-            return [l for l in labels.split(self.label_delim) if l]
-        return list(labels)
+            return [l.strip() for l in labels.split(self.label_delim) if l.strip()]
+        if isinstance(labels, (list, tuple, set, frozenset)):
+            return [str(l) for l in labels]
+        return [str(labels)]
 
     def setup(self, labels):
         if self.vocab is None:
-            self.vocab = sorted({str(l) for ls in labels for l in self._split(ls)})
+            self.vocab = _sorted_names(l for ls in labels for l in self._split(ls))
         self._index = {v: i for i, v in enumerate(self.vocab)}
 
     def encode(self, labels):
-        y = torch.zeros(len(self.vocab))
+        self._check_setup()
+        y = torch.zeros(len(self.vocab))  # (num_classes,) multi-hot
         for l in self._split(labels):
             y[super().encode(l)] = 1.0
         return y
@@ -87,7 +128,11 @@ class MultiCategoryBlock(CategoryBlock):
 
 
 class RegressionBlock:
-    """A number (or n_out numbers) per item."""
+    """A number (or n_out numbers) per item; numbers written as text ("3.5") are read too.
+
+    >>> RegressionBlock().encode("3.5")
+    tensor([3.5000])
+    """
 
     kind = "regression"
 
@@ -99,9 +144,17 @@ class RegressionBlock:
 
     def encode(self, value):
         try:
-            return torch.tensor(value, dtype=torch.float32).reshape(self.n_out)
+            if isinstance(value, str):
+                value = float(value)
+            y = torch.as_tensor(value, dtype=torch.float32).reshape(self.n_out).clone()
         except (TypeError, ValueError, RuntimeError):
-            raise CentaurError(f"regression target {value!r} is not a number.") from None
+            raise CentaurError(f"regression target {value!r} is not {self._expected()}.") from None
+        if not torch.isfinite(y).all():  # a NaN target makes the loss NaN for the whole batch
+            raise CentaurError(f"regression target {value!r} is missing or infinite; fill or drop it.")
+        return y
+
+    def _expected(self):
+        return "a number" if self.n_out == 1 else f"{self.n_out} numbers"
 
     def decode(self, y):
         return y.tolist()

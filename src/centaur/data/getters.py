@@ -1,17 +1,20 @@
 """Getters: find the items (image files, table rows) and read x and y from each one."""
+import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from ..core.errors import CentaurError, did_you_mean
+from ..core.errors import CentaurError, check_choice, did_you_mean
 from ..core.images import IMAGE_EXTENSIONS
 
 
 def get_image_files(path, recurse=True, folders=None):
-    """All image files under `path` (by suffix), sorted, skipping hidden folders like .centaur.
+    """All image files under `path` (by suffix, any case), sorted, skipping hidden files and folders.
 
-    folders: only look inside these immediate subfolders (for example ['train', 'valid']).
+    recurse: also look in subfolders (the default). folders: only look inside these immediate
+    subfolders (for example ['train', 'valid']). Hidden names (.git, .centaur, macOS's ._x.jpg)
+    are skipped.
 
     >>> files = get_image_files("data/emoji")  # doctest: +SKIP
     """
@@ -20,16 +23,29 @@ def get_image_files(path, recurse=True, folders=None):
         raise CentaurError(f"folder {str(root)!r} does not exist; check the path.")
     if not root.is_dir():
         raise CentaurError(f"{str(root)!r} is a file, not a folder of images.")
+    if isinstance(folders, str):
+        folders = [folders]  # folders="train" means one folder, not the letters t, r, a, i, n
     roots = [root / f for f in folders] if folders else [root]
-    pattern = "**/*" if recurse else "*"
+    missing = [str(f) for f, r in zip(folders or [], roots) if not r.is_dir()]
+    if missing:
+        present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise CentaurError(f"no subfolder {missing[0]!r} in {str(root)!r}; subfolders are {present}."
+                           + did_you_mean(missing[0], present))
     files = []
     for r in roots:
-        for p in r.glob(pattern):
-            rel = p.relative_to(root).parts
-            if any(part.startswith(".") for part in rel):
+        seen = set()  # real paths of folders walked, so a symlink loop cannot recurse forever
+        # os.walk lets us prune hidden folders (.git, .centaur caches) instead of listing them;
+        # symlinked class folders are followed, as users often link photos from elsewhere.
+        for folder, subfolders, names in os.walk(r, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:
+                subfolders[:] = []
                 continue
-            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
-                files.append(p)
+            seen.add(real)
+            subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")) if recurse else []
+            for name in names:
+                if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                    files.append(Path(folder) / name)
     return sorted(files)
 
 
@@ -46,8 +62,11 @@ class RegexLabeller:
     """
 
     def __init__(self, pattern, on="name"):
-        self.pattern, self.on = pattern, on
-        self.regex = re.compile(pattern)
+        self.pattern, self.on = pattern, check_choice("RegexLabeller on", on, ("name", "path"))
+        try:
+            self.regex = re.compile(pattern)
+        except re.error as e:
+            raise CentaurError(f"{pattern!r} is not a valid regular expression ({e}).") from None
 
     def __call__(self, item):
         text = Path(item).name if self.on == "name" else str(item)
@@ -74,10 +93,25 @@ class ColReader:
                                f"{', '.join(map(repr, row.keys()))}.{did_you_mean(self.col, row.keys())}")
         value = row[self.col]
         if self.label_delim is not None:
-            return [] if pd.isna(value) else [v for v in str(value).split(self.label_delim) if v]
+            if is_missing(value):  # an empty cell: no labels
+                return []
+            if isinstance(value, (list, tuple)):
+                return [str(v) for v in value]
+            # strip so that "cat, dog" with label_delim="," gives "dog", not " dog"
+            return [v.strip() for v in str(value).split(self.label_delim) if v.strip()]
         if self.prefix or self.suffix:
             return f"{self.prefix}{value}{self.suffix}"
         return value
+
+
+def is_missing(value):
+    """Whether a cell is empty: None, NaN or NaT (pandas reads an empty CSV cell as NaN)."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array: not one missing value
+        return False
 
 
 def read_table(source):

@@ -9,14 +9,19 @@ from ..core.errors import CentaurError
 
 
 class Datasets(Dataset):
-    """Items with their labels; __getitem__ gives (x uint8 (3, H, W), y tensor)."""
+    """Items with their labels; __getitem__ gives (x uint8 (3, H, W), y tensor).
 
-    def __init__(self, xs, ys, x_block, y_block, item_tfms, train, cache=None):
+    cache: decoded PIL images by index; tensors: finished x tensors by index (validation);
+    encoded: the labels already encoded, in order (DataBlock checks them all up front).
+    """
+
+    def __init__(self, xs, ys, x_block, y_block, item_tfms, train, cache=None, tensors=None, encoded=None):
         self.xs, self.ys, self.x_block, self.y_block = list(xs), list(ys), x_block, y_block
         self.item_tfms, self.train, self.cache = item_tfms, train, cache or {}
         # deterministic item transforms on a cached image give the same tensor every epoch
         self._deterministic = not train or not any(getattr(t, "random", False) for t in item_tfms)
-        self._tensors = {}
+        self._tensors = dict(tensors or {})
+        self._encoded = list(encoded) if encoded is not None else None
 
     def __len__(self):
         return len(self.xs)
@@ -34,10 +39,15 @@ class Datasets(Dataset):
             self._tensors[i] = t
         return t
 
+    def load_y(self, i):
+        if self.y_block is None:
+            return torch.tensor(0)
+        if self._encoded is not None:
+            return self._encoded[i]
+        return self.y_block.encode(self.ys[i])
+
     def __getitem__(self, i):
-        x = self.load_x(i)
-        y = self.y_block.encode(self.ys[i]) if self.y_block is not None else torch.tensor(0)
-        return x, y
+        return self.load_x(i), self.load_y(i)
 
     @property
     def vocab(self):
@@ -60,9 +70,9 @@ class DataLoader:
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, bs, shuffle, drop_last
         self.batch_tfms = list(batch_tfms)
         self.mean, self.std = mean, std
-        self.generator = torch.Generator()
-        if seed is not None:
-            self.generator.manual_seed(seed)
+        # Without a seed the order follows torch's global generator, so set_seed decides it; a
+        # fresh torch.Generator() would shuffle identically in every run whatever the seed.
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.num_workers = num_workers
 
     def __len__(self):
@@ -146,11 +156,17 @@ class DataLoaders:
         for ax, x, y in zip(axes.flat, xb, yb):
             ax.imshow(x.clamp(0, 1).permute(1, 2, 0).numpy())
             if self.y_block is not None:
-                label = self.y_block.decode(y)
-                ax.set_title(", ".join(label) if isinstance(label, list) else str(label), fontsize=9)
+                ax.set_title(_label_text(self.y_block.decode(y)), fontsize=9)
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=80)
         plt.close(fig)
         return path
+
+
+def _label_text(label):
+    """A decoded y as a short title: 'cat', 'cat, dog' (multi-label) or '3.25' (regression)."""
+    if isinstance(label, (list, tuple)):
+        return ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in label)
+    return f"{label:.3g}" if isinstance(label, float) else str(label)

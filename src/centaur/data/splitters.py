@@ -1,19 +1,29 @@
 """Splitters: which items train and which validate. Each returns (train_idx, valid_idx)."""
+import numbers
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core.errors import CentaurError
+from ..core.errors import CentaurError, did_you_mean
 
 
 def _check_pct(valid_pct):
-    if not 0 < valid_pct < 1:
+    number = isinstance(valid_pct, numbers.Real) and not isinstance(valid_pct, bool)
+    if not number or not 0 < valid_pct < 1:
         raise CentaurError(f"valid_pct must be between 0 and 1 (a fraction like 0.2), got {valid_pct!r}.")
 
 
 def _value(item, key):
-    return key(item) if callable(key) else item[key]
+    if callable(key):
+        return key(item)
+    try:
+        return item[key]
+    except (KeyError, IndexError, TypeError):
+        columns = list(item.keys()) if hasattr(item, "keys") else []
+        where = f"columns are {columns}.{did_you_mean(key, columns)}" if columns else \
+            f"items are {type(item).__name__}, not table rows; give a function of the item instead."
+        raise CentaurError(f"cannot read {key!r} from an item; {where}") from None
 
 
 class RandomSplitter:
@@ -34,21 +44,38 @@ class RandomSplitter:
 
 
 class FolderSplitter:
-    """Split by folder name anywhere in the path: data/train/cat/1.jpg trains, data/valid/... validates."""
+    """Split by folder name: data/train/cat/1.jpg trains, data/valid/cat/2.jpg validates.
+
+    The folder nearest the file decides, so a project kept under /home/ann/valid/ still
+    splits by its own train/ and valid/ folders. Items in neither (data/test/...) are left out.
+
+    >>> FolderSplitter()(["d/train/a/1.jpg", "d/valid/a/2.jpg"])
+    ([0], [1])
+    """
 
     def __init__(self, train_name="train", valid_name="valid"):
         self.train_name, self.valid_name = train_name, valid_name
 
     def __call__(self, items):
-        train, valid = [], []
+        train, valid, folders = [], [], set()
         for i, item in enumerate(items):
-            parts = Path(item).parts
-            if self.valid_name in parts:
-                valid.append(i)
-            elif self.train_name in parts:
-                train.append(i)
-        if not valid:
-            raise CentaurError(f"no item is inside a {self.valid_name!r} folder; make one or use a random split.")
+            if not isinstance(item, (str, Path)):
+                raise CentaurError(f"FolderSplitter needs file paths, got {type(item).__name__} items; "
+                                   "for a table, use FuncSplitter or a RandomSplitter.")
+            parents = Path(item).parts[:-1]
+            folders.update(parents)
+            for part in reversed(parents):
+                if part == self.valid_name:
+                    valid.append(i)
+                    break
+                if part == self.train_name:
+                    train.append(i)
+                    break
+        for name, found in ((self.valid_name, valid), (self.train_name, train)):
+            if not found:
+                raise CentaurError(f"no item is inside a {name!r} folder; make one, name the folder you have "
+                                   f"(FolderSplitter(train_name=..., valid_name=...)) or use a random split."
+                                   + did_you_mean(name, sorted(folders)))
         return train, valid
 
 
@@ -97,11 +124,18 @@ class DateSplitter:
 
     def __call__(self, items):
         _check_pct(self.valid_pct)
-        dates = pd.to_datetime(pd.Series([_value(item, self.date) for item in items]), errors="coerce")
+        values = [_value(item, self.date) for item in items]
+        dates = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce")
         if dates.isna().any():
-            bad = int(dates.isna().sum())
-            raise CentaurError(f"{bad} items have a missing or unreadable date; fix or drop them before a date split.")
-        cut = dates.sort_values().iloc[int(len(dates) * (1 - self.valid_pct))]
+            bad = np.flatnonzero(dates.isna().to_numpy())
+            raise CentaurError(f"{len(bad)} item(s) have a missing or unreadable date (the first is "
+                               f"{values[bad[0]]!r}); fix or drop them before a date split.")
+        # valid_pct of the items by count, as RandomSplitter; at least one validates
+        n_valid = max(1, int(round(self.valid_pct * len(dates))))
+        cut = dates.sort_values().iloc[len(dates) - n_valid]
         valid = np.flatnonzero((dates >= cut).to_numpy()).tolist()
         train = np.flatnonzero((dates < cut).to_numpy()).tolist()
+        if not train:
+            raise CentaurError(f"every item is dated on or after {cut}, so nothing is left to train on; "
+                               "a date split needs items from more than one date.")
         return train, valid

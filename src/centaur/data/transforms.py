@@ -6,21 +6,27 @@ deterministic for validation and prediction (a centre crop instead of a random o
 import math
 import random
 
-from PIL import Image, ImageOps
+import numpy as np
+from PIL import Image
 
-from ..core.errors import check_choice
+from ..core.errors import CentaurError, check_choice, did_you_mean
 
 RESIZE_METHODS = ("crop", "pad", "squish")
 
 
 def _pair(size):
-    return (size, size) if isinstance(size, int) else tuple(size)
+    """An int or (height, width), the order torch and BatchAugment use, -> (height, width)."""
+    pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, (tuple, list)) else ()
+    if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair):
+        raise CentaurError(f"size must be a positive int or (height, width), got {size!r}.")
+    return pair
 
 
 class Resize:
-    """Resize to `size` by cropping (random crop while training), padding or squishing.
+    """Resize to `size` (an int, or (height, width)) by cropping, padding or squishing.
 
-    pad uses reflection of the image, not black bars, so the network sees no artificial edges.
+    crop keeps the middle for validation and a random window while training; pad uses
+    reflection of the image, not black bars, so the network sees no artificial edges.
 
     >>> Resize(128, "pad")(Image.new("RGB", (300, 100)), train=False).size
     (128, 128)
@@ -31,7 +37,7 @@ class Resize:
         self.random = method == "crop"
 
     def __call__(self, img, train=False):
-        w, h = self.size
+        h, w = self.size
         if self.method == "squish":
             return img.resize((w, h), Image.BILINEAR)
         if self.method == "pad":
@@ -55,11 +61,17 @@ class RandomResizedCrop:
     """
 
     def __init__(self, size, min_scale=0.35, ratio=(3 / 4, 4 / 3)):
+        number = isinstance(min_scale, (int, float)) and not isinstance(min_scale, bool)
+        if not number or not 0 < min_scale <= 1:
+            raise CentaurError(f"min_scale must be a fraction of the area in (0, 1], got {min_scale!r}.")
+        ratio = tuple(ratio) if isinstance(ratio, (tuple, list)) else ()
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            raise CentaurError(f"ratio must be (low, high) aspect ratios with 0 < low <= high, got {ratio!r}.")
         self.size, self.min_scale, self.ratio = _pair(size), min_scale, ratio
         self.random = True
 
     def __call__(self, img, train=False):
-        w, h = self.size
+        h, w = self.size
         if train:
             area = img.width * img.height
             for _ in range(10):
@@ -70,10 +82,10 @@ class RandomResizedCrop:
                 if cw <= img.width and ch <= img.height:
                     left, top = random.uniform(0, img.width - cw), random.uniform(0, img.height - ch)
                     return img.resize((w, h), Image.BILINEAR, box=(left, top, left + cw, top + ch))
-        return Resize((w, h), "crop")(img, train=False)
+        return Resize((h, w), "crop")(img, train=False)
 
     def to_dict(self):
-        return dict(name="RandomResizedCrop", size=list(self.size), min_scale=self.min_scale)
+        return dict(name="RandomResizedCrop", size=list(self.size), min_scale=self.min_scale, ratio=list(self.ratio))
 
 
 def _reflect_pad(img, w, h):
@@ -81,7 +93,6 @@ def _reflect_pad(img, w, h):
     pad_w, pad_h = w - img.width, h - img.height
     if pad_w <= 0 and pad_h <= 0:
         return img
-    import numpy as np
     a = np.asarray(img)
     left, top = pad_w // 2, pad_h // 2
     pads = ((top, pad_h - top), (left, pad_w - left)) + ((0, 0),) * (a.ndim - 2)
@@ -96,9 +107,16 @@ def _reflect_pad(img, w, h):
 
 
 def transform_from_dict(d):
-    """Rebuild an item transform from its to_dict() form (as stored in model.json)."""
-    if d["name"] == "Resize":
-        return Resize(tuple(d["size"]), d["method"])
-    if d["name"] == "RandomResizedCrop":
-        return RandomResizedCrop(tuple(d["size"]), d.get("min_scale", 0.35))
-    raise ValueError(f"unknown item transform {d['name']!r}")
+    """Rebuild an item transform from its to_dict() form (as stored in model.json).
+
+    >>> transform_from_dict(Resize(128, "pad").to_dict()).method
+    'pad'
+    """
+    name = d.get("name") if isinstance(d, dict) else None
+    if name == "Resize":
+        return Resize(tuple(d["size"]), d.get("method", "crop"))
+    if name == "RandomResizedCrop":
+        return RandomResizedCrop(tuple(d["size"]), d.get("min_scale", 0.35), tuple(d.get("ratio", (3 / 4, 4 / 3))))
+    known = ["Resize", "RandomResizedCrop"]
+    raise CentaurError(f"unknown item transform {name!r} in the model's preprocessing; expected one of "
+                       f"{known}.{did_you_mean(name, known)} Was the model saved by a newer centaur?")

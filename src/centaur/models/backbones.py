@@ -21,9 +21,11 @@ def resolve_arch(name):
     >>> resolve_arch("lite0")
     'tf_efficientnet_lite0'
     """
+    if not isinstance(name, str):
+        raise CentaurError(f"an architecture is named by a string such as 'lite0', got {name!r}.")
     if name in PACKAGED:
         return PACKAGED[name]["arch"]
-    if name in timm.list_models():
+    if timm.is_model(name):  # a timm name, with or without a pretrained tag ('resnet18.a1_in1k')
         return name
     known = list(PACKAGED) + timm.list_models()
     raise CentaurError(f"unknown architecture {name!r}; use 'lite0' (pretrained, offline) or any "
@@ -64,6 +66,61 @@ def load_by_position(model, state):
     return model
 
 
+def load_weights_file(model, weights):
+    """Load a local .safetensors file into a timm model; returns its resolved path as a string.
+
+    The file may hold the model's own names (a timm or Hugging Face checkpoint; its ImageNet
+    classifier may be missing or of another size, since centaur replaces it), the body of a
+    centaur model directory (names under `body.`), or another naming of the same
+    architecture, matched by position as the packaged Lite0 weights are.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    path = Path(weights)
+    if not path.is_file():
+        raise CentaurError(f"weights file {str(path)!r} does not exist; give a .safetensors file.")
+    if path.suffix != ".safetensors":
+        raise CentaurError(f"weights file {str(path)!r} is not .safetensors; other formats can run "
+                           "code on load, convert it first with safetensors.torch.save_file.")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CentaurError(f"weights file {str(path)!r} is damaged or not a safetensors file ({e}).") from e
+    if state and all(k.startswith(("body.", "head.")) for k in state):
+        state = {k[len("body."):]: v for k, v in state.items() if k.startswith("body.")}
+    expected = model.state_dict()
+    if not any(k in expected for k in state):
+        load_by_position(model, state)
+        return str(path.resolve())
+    head = _classifier_keys(model)
+    counter = lambda k: k.endswith("num_batches_tracked")
+    missing = [k for k in expected if k not in state and k not in head and not counter(k)]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in state if k in expected and k not in head and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = "; ".join(f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                           for what, keys in (("missing", missing), ("unexpected", unexpected),
+                                              ("wrong shape", wrong)) if keys)
+        raise CentaurError(f"weights file {str(path)!r} does not fit the architecture "
+                           f"{model.pretrained_cfg.get('architecture', type(model).__name__)!r} ({detail}); "
+                           "it was saved from a different architecture.")
+    # the classifier is replaced by centaur's head anyway: keep it only where the shapes agree
+    state = {k: v for k, v in state.items() if not (k in head and v.shape != expected[k].shape)}
+    model.load_state_dict(state, strict=False)
+    return str(path.resolve())
+
+
+def _classifier_keys(model):
+    """State-dict names of a timm model's classifier (replaced by centaur's head)."""
+    classifier = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(classifier, torch.nn.Module):
+        return set()
+    for name, module in model.named_modules():
+        if module is classifier and name:
+            return {f"{name}.{k}" for k in classifier.state_dict()}
+    return set()
+
+
 def create_backbone(arch="lite0", pretrained=True, weights=None):
     """A timm model with its ImageNet classifier, and the preprocessing its weights expect.
 
@@ -81,18 +138,7 @@ def create_backbone(arch="lite0", pretrained=True, weights=None):
     mean, std = tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
     source = "scratch"
     if weights is not None:
-        from safetensors.torch import load_file
-        path = Path(weights)
-        if not path.is_file():
-            raise CentaurError(f"weights file {str(path)!r} does not exist; give a .safetensors file.")
-        if path.suffix != ".safetensors":
-            raise CentaurError(f"weights file {str(path)!r} is not .safetensors; other formats can run "
-                               "code on load, convert it first with safetensors.torch.save_file.")
-        state = load_file(str(path))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if len(missing) == len(model.state_dict()):
-            load_by_position(model, state)
-        source = str(path.resolve())
+        source = load_weights_file(model, weights)
     elif pretrained:
         if arch not in PACKAGED:
             raise CentaurError(f"no offline pretrained weights for {arch!r}; use arch 'lite0', pass "

@@ -57,20 +57,43 @@ def read_meta(path):
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CentaurError(f"{str(path / 'model.json')!r} is not a centaur model description "
                            f"(expected \"format\": \"{FORMAT}\").")
+    where = repr(str(path / "model.json"))
     for key, kind in REQUIRED.items():
         if key not in meta:
-            raise CentaurError(f"{str(path / 'model.json')!r} lacks the field {key!r}; the file is damaged.")
-        if not isinstance(meta[key], kind):
-            raise CentaurError(f"{str(path / 'model.json')!r}: field {key!r} should be {kind.__name__}, "
-                               f"got {type(meta[key]).__name__}.")
+            raise CentaurError(f"{where} lacks the field {key!r}; the file is damaged.")
+        # bool is a subclass of int in Python, but `"num_outputs": true` is still a damaged file
+        if not isinstance(meta[key], kind) or (kind is int and isinstance(meta[key], bool)):
+            raise CentaurError(f"{where}: field {key!r} should be {kind.__name__}, "
+                               f"got {type(meta[key]).__name__} ({meta[key]!r}).")
     if meta["format_version"] > FORMAT_VERSION:
         raise CentaurError(f"model format version {meta['format_version']} is newer than this centaur reads "
                            f"({FORMAT_VERSION}); upgrade centaur.")
     if meta["task"] not in TASKS:
-        raise CentaurError(f"unknown task {meta['task']!r} in model.json; expected one of {TASKS}.")
-    if meta["task"] != "regression" and len(meta.get("classes") or []) != meta["num_outputs"]:
-        raise CentaurError(f"model.json lists {len(meta.get('classes') or [])} classes but num_outputs is "
-                           f"{meta['num_outputs']}; the file is damaged.")
+        raise CentaurError(f"unknown task {meta['task']!r} in {where}; expected one of {TASKS}.")
+    if meta["num_outputs"] < 1:
+        raise CentaurError(f"{where}: num_outputs must be at least 1, got {meta['num_outputs']}.")
+    if meta["task"] != "regression":
+        classes = meta.get("classes")
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise CentaurError(f"{where}: field 'classes' should be a list of class names, got {classes!r}.")
+        if len(classes) != meta["num_outputs"]:
+            raise CentaurError(f"{where} lists {len(classes)} classes but num_outputs is "
+                               f"{meta['num_outputs']}; the file is damaged.")
+    prep = meta["preprocessing"]
+    for key in ("mean", "std"):
+        value = prep.get(key)
+        if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) and
+                                                                    not isinstance(v, bool) for v in value)):
+            raise CentaurError(f"{where}: preprocessing.{key} should be a list of 3 numbers (one per colour "
+                               f"channel), got {value!r}.")
+    if any(v <= 0 for v in prep["std"]):
+        raise CentaurError(f"{where}: preprocessing.std must be positive, got {prep['std']}.")
+    hidden, dropout = prep.get("hidden", 512), prep.get("dropout", 0.5)
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
+        raise CentaurError(f"{where}: preprocessing.hidden (the head's width) should be a positive integer, "
+                           f"got {hidden!r}.")
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+        raise CentaurError(f"{where}: preprocessing.dropout should be a number from 0 to 1, got {dropout!r}.")
     return path, meta
 
 
@@ -82,8 +105,12 @@ def load_model_dir(path):
     from .classifier import create_classifier
     path, meta = read_meta(path)
     prep = meta["preprocessing"]
-    model, _ = create_classifier(meta["arch"], meta["num_outputs"], pretrained=False,
-                                 hidden=prep.get("hidden", 512), dropout=prep.get("dropout", 0.5))
+    try:
+        model, _ = create_classifier(meta["arch"], meta["num_outputs"], pretrained=False,
+                                     hidden=prep.get("hidden", 512), dropout=prep.get("dropout", 0.5))
+    except CentaurError as e:
+        raise CentaurError(f"{str(path / 'model.json')!r} names an architecture this installation cannot "
+                           f"build: {e}") from e
     try:
         state = load_file(str(path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as e:

@@ -8,8 +8,6 @@ import math
 import sys
 import time
 
-import torch
-
 from ..core.errors import CentaurError, did_you_mean
 
 EVENTS = (
@@ -44,8 +42,14 @@ class Callback:
     order = 0
 
     def check_events(self):
+        """Refuse a method that looks like an event but is none (after_epcoh, befor_fit)."""
+        import difflib
         for name in dir(type(self)):
-            if name.startswith(("before_", "after_")) and name not in EVENTS:
+            if name in EVENTS or name.startswith("_") or hasattr(Callback, name):
+                continue
+            looks_like_event = name.startswith(("before_", "after_")) or difflib.get_close_matches(
+                name, EVENTS, n=1, cutoff=0.85)
+            if looks_like_event and callable(getattr(type(self), name, None)):
                 raise CentaurError(f"{type(self).__name__}.{name} is not a training event."
                                    f"{did_you_mean(name, EVENTS)} Events: {', '.join(EVENTS)}.")
 
@@ -123,12 +127,17 @@ class ProgressCallback(Callback):
 
     def __init__(self, stream=None):
         self.stream = stream
+        self.console, self.in_fit = None, False
 
-    def before_fit(self):
+    def _setup(self):
         from rich.console import Console
         self.console = Console(file=self.stream or sys.stderr, highlight=False)
         self.live = self.console.is_terminal or self.console.is_jupyter
         self.header_done = False
+
+    def before_fit(self):
+        self._setup()
+        self.in_fit = True
 
     def before_train(self):
         self._start_bar("train", len(self.learn.dls.train))
@@ -137,22 +146,25 @@ class ProgressCallback(Callback):
         self._start_bar("valid", len(self.learn.dls.valid))
 
     def _start_bar(self, what, total):
+        if self.console is None:  # validate() outside fit
+            self._setup()
         self.t0 = time.perf_counter()
         if self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-            self.bar = Progress(TextColumn(f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch} {what}"), BarColumn(),
+            label = f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch} {what}" if self.in_fit else what
+            self.bar = Progress(TextColumn(label), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
                                 console=self.console, transient=True)
             self.task = self.bar.add_task(what, total=total, info="")
             self.bar.start()
 
     def after_batch(self):
-        if self.live:
+        if self.console is not None and self.live and getattr(self, "bar", None) is not None:
             info = f"loss {self.learn.smooth_loss:.4f}" if self.learn.training else ""
             self.bar.update(self.task, advance=1, info=info)
 
     def _stop_bar(self):
-        if self.live and getattr(self, "bar", None) is not None:
+        if self.console is not None and self.live and getattr(self, "bar", None) is not None:
             self.bar.stop()
             self.bar = None
 
@@ -173,6 +185,7 @@ class ProgressCallback(Callback):
 
     def after_fit(self):
         self._stop_bar()
+        self.in_fit = False
 
 
 class EarlyStopping(Callback):

@@ -2,11 +2,18 @@
 
 Tensors go in the safetensors body and everything else (epoch, phase, the plan, optimizer
 hyperparameters) in its JSON header, so a checkpoint never needs pickle to be read.
+
+The states of the random number generators are saved too (PyTorch's global one, the
+training loader's shuffling generator, those of batch transforms, Python's and NumPy's), so a
+resumed run draws the same shuffles, dropout masks and augmentations as one that was never
+stopped, and ends with the same weights.
 """
 import json
 import os
+import random
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
@@ -24,8 +31,10 @@ def save_checkpoint(learn, path):
         for name, value in state.items():
             tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().contiguous()
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt_state["param_groups"]]
+    rng_tensors, rng_meta = _rng_state(learn)
+    tensors.update(rng_tensors)
     meta = {"phase": learn.phase, "epoch": learn.epoch, "step": learn.step, "plan": learn.plan,
-            "opt_groups": groups, "epoch_log": learn.epoch_log}
+            "opt_groups": groups, "epoch_log": learn.epoch_log, "rng": rng_meta}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={"centaur": json.dumps(meta, default=str)})
     os.replace(tmp, path)
@@ -42,7 +51,7 @@ def load_checkpoint(learn, path, plan=None):
         raise CentaurError(f"cannot resume: no checkpoint at {str(path)!r}. Train without --resume first.")
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = json.loads(f.metadata()["centaur"])
+            meta = json.loads((f.metadata() or {})["centaur"])
         tensors = load_file(str(path))
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
         raise CentaurError(f"checkpoint {str(path)!r} is damaged or not a centaur checkpoint ({e}).") from e
@@ -61,7 +70,51 @@ def load_checkpoint(learn, path, plan=None):
         if key.startswith("opt."):
             _, pid, name = key.split(".", 2)
             state.setdefault(int(pid), {})[name] = value
-    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["opt_groups"]]
-    learn.opt.load_state_dict({"state": state, "param_groups": groups})
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta.get("opt_groups", [])]
+    try:
+        learn.opt.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise CentaurError(f"checkpoint {str(path)!r} holds the optimizer of a differently grouped model "
+                           f"({e}); start without --resume.") from e
+    _set_rng_state(learn, tensors, meta.get("rng") or {})
     learn.resuming = True
     return meta
+
+
+def _generators(learn):
+    """Named torch.Generators that decide the training data: the shuffle and batch transforms."""
+    train = getattr(getattr(learn, "dls", None), "train", None)
+    found = {}
+    if isinstance(getattr(train, "generator", None), torch.Generator):
+        found["loader"] = train.generator
+    for i, tfm in enumerate(getattr(train, "batch_tfms", []) or []):
+        if isinstance(getattr(tfm, "generator", None), torch.Generator):
+            found[f"batch_tfm.{i}"] = tfm.generator
+    return found
+
+
+def _rng_state(learn):
+    tensors = {"rng.torch": torch.get_rng_state()}
+    for name, gen in _generators(learn).items():
+        tensors[f"rng.{name}"] = gen.get_state()
+    version, internal, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    tensors["rng.numpy"] = torch.from_numpy(np_keys.astype(np.int64))
+    meta = {"python": [version, list(internal), gauss], "numpy": [np_name, int(np_pos), int(np_has_gauss),
+                                                                  float(np_gauss)]}
+    return tensors, meta
+
+
+def _set_rng_state(learn, tensors, meta):
+    # checkpoints without these entries still load; the run then draws fresh random numbers
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"])
+    for name, gen in _generators(learn).items():
+        if f"rng.{name}" in tensors:
+            gen.set_state(tensors[f"rng.{name}"])
+    if "python" in meta:
+        version, internal, gauss = meta["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in meta and "rng.numpy" in tensors:
+        name, pos, has_gauss, gauss = meta["numpy"]
+        np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))

@@ -4,6 +4,7 @@ import platform
 
 import torch
 
+from ..core.errors import CentaurError
 from ..models.model_dir import write_model_dir
 
 
@@ -20,6 +21,10 @@ def export(learn, path, metrics=None, provenance=None):
 
     >>> export(learn, "models/emoji")  # doctest: +SKIP
     """
+    if getattr(learn, "preprocessing", None) is None:
+        raise CentaurError("this Learner has no preprocessing description (architecture, mean, std), so its "
+                           "model directory could not be used; build it with vision_learner, or set "
+                           "learn.preprocessing from create_classifier's second result.")
     dls, prep = learn.dls, dict(learn.preprocessing)
     prep["item_tfms"] = [t.to_dict() for t in dls.item_tfms if hasattr(t, "to_dict")]
     y_block = dls.y_block

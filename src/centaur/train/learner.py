@@ -49,28 +49,49 @@ class Learner:
     # --- callbacks ---
 
     def add_cbs(self, cbs):
-        for cb in cbs:
-            if isinstance(cb, type):
-                cb = cb()
+        """Add callbacks (instances or classes); returns the instances added.
+
+        All are checked before any is added, so a refused one leaves the Learner as it was.
+        """
+        added = [cb() if isinstance(cb, type) else cb for cb in cbs]
+        names = {}
+        for cb in added:
             if not isinstance(cb, Callback):
                 raise CentaurError(f"{cb!r} is not a Callback; subclass centaur.train.Callback.")
             cb.check_events()
+            attr = _snake(cb.name)
+            # a callback is reachable as learn.<snake_name> (learn.recorder), but must never hide
+            # a part of the Learner: a callback class named `Model` would replace learn.model
+            current = getattr(self, attr, None)
+            if current is not None and not isinstance(current, Callback):
+                raise CentaurError(f"a callback named {cb.name!r} would hide Learner.{attr}; rename the class.")
+            names[id(cb)] = attr
+        for cb in added:
             cb.learn = self
             self.cbs.append(cb)
-            setattr(self, _snake(cb.name), cb)
+            setattr(self, names[id(cb)], cb)
         self.cbs.sort(key=lambda c: c.order)
+        return added
 
     def remove_cbs(self, cbs):
         for cb in cbs:
             self.cbs.remove(cb)
+            attr = _snake(cb.name)
+            if getattr(self, attr, None) is cb:
+                # another callback of the same class, if any, takes the name back
+                same = [c for c in self.cbs if _snake(c.name) == attr]
+                if same:
+                    setattr(self, attr, same[-1])
+                else:
+                    delattr(self, attr)
 
     @contextlib.contextmanager
     def added_cbs(self, cbs):
-        self.add_cbs(cbs)
+        added = self.add_cbs(cbs)
         try:
             yield
         finally:
-            self.remove_cbs(cbs)
+            self.remove_cbs(added)
 
     def __call__(self, event):
         for cb in self.cbs:
@@ -117,7 +138,10 @@ class Learner:
             raise CentaurError(f"the number of epochs must be a positive integer, got {n_epoch!r}.")
         if self.opt is None:
             self.create_opt()
-        lrs = lr if isinstance(lr, (list, tuple)) else [lr] * len(self.opt.param_groups)
+        lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(self.opt.param_groups)
+        if len(lrs) != len(self.opt.param_groups):
+            raise CentaurError(f"got {len(lrs)} learning rates for {len(self.opt.param_groups)} parameter groups; "
+                               "give one rate, or one per parameter group (body, head).")
         for group, group_lr in zip(self.opt.param_groups, lrs):
             group["lr"] = group_lr
         self.n_epoch = n_epoch
@@ -137,10 +161,14 @@ class Learner:
             except KeyboardInterrupt:
                 self("after_fit")
                 where = self._checkpoint_path()
-                raise TrainingInterrupted(
-                    f"training stopped by Ctrl-C in epoch {self.epoch + 1}."
-                    + (f" The last finished epoch is saved in {where}; run the same command with --resume "
-                       "to go on from there." if where and where.exists() else "")) from None
+                if where is None:
+                    hint = " No checkpoint was being written (give fine_tune a checkpoint= file to make runs resumable)."
+                elif not where.exists():
+                    hint = " No epoch had finished, so there is no checkpoint to resume from."
+                else:
+                    hint = (f" The last finished epoch is saved in {where}; run the same command with --resume "
+                            "(from Python: fine_tune(..., checkpoint=..., resume=True)) to go on from there.")
+                raise TrainingInterrupted(f"training stopped by Ctrl-C in epoch {self.epoch + 1}.{hint}") from None
             self("after_fit")
         self.resuming = False
 
@@ -176,6 +204,8 @@ class Learner:
         self("after_epoch")
 
     def _do_batch(self, xb, yb):
+        # gradients left by a batch cancelled after backward must not leak into this one
+        self.opt.zero_grad(set_to_none=True)
         self.xb, self.yb = xb, yb
         self("before_batch")
         self.pred = self.model(self.xb)
@@ -248,7 +278,7 @@ class Learner:
         checkpoint: a file to save after every epoch; resume=True goes on from it.
         """
         plan = {"method": "fine_tune", "epochs": epochs, "freeze_epochs": freeze_epochs, "base_lr": base_lr,
-                "lr_mult": lr_mult}
+                "lr_mult": lr_mult, "pct_start": pct_start, "div": div}
         start_phase, start_epoch = 0, 0
         if resume:
             from .checkpoint import load_checkpoint

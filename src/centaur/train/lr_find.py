@@ -3,18 +3,24 @@ import copy
 import math
 
 import numpy as np
-import torch
 
+from ..core.errors import CentaurError
 from ..core.log import logger
 
 
 def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
-    """Train a few batches at rising rates on a copy of the model; return (suggestion, lrs, losses).
+    """Train a few batches at rising rates, then put weights back; return (suggestion, lrs, losses).
 
-    The suggestion is fastai's "valley": the middle of the longest stretch where the
+    The suggestion is fastai's "valley": two thirds along the longest stretch where the
     smoothed loss keeps falling, which is less fragile than the steepest point. The model
     and optimizer are restored afterwards. plot: a PNG path for the loss-vs-rate curve.
     """
+    if len(learn.dls.train) == 0:
+        raise CentaurError("lr_find needs at least one training batch; the training set is empty or smaller "
+                           "than the batch size with drop_last.")
+    if not 0 < start_lr < end_lr:
+        raise CentaurError(f"lr_find needs 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}.")
+    was_training = learn.model.training
     saved_model = copy.deepcopy(learn.model.state_dict())
     if learn.opt is None:
         learn.create_opt()
@@ -43,6 +49,7 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
                 break
     learn.model.load_state_dict(saved_model)
     learn.opt.load_state_dict(saved_opt)
+    learn.model.train(was_training)
     suggestion = valley(lrs, losses)
     logger.info(f"lr_find: suggested learning rate {suggestion:.2e}")
     if plot:

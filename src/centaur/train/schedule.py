@@ -14,8 +14,9 @@ def one_cycle(step, total_steps, lr_max, div=25.0, div_final=1e5, pct_start=0.25
     lr_max/div_final, both by cosine; momentum moves the opposite way. The phase ends are
     those of torch.optim.lr_scheduler.OneCycleLR (tested against it), so the two agree.
 
-    >>> one_cycle(0, 100, 1e-3)[0]
-    4e-05
+    >>> lr, beta1 = one_cycle(0, 100, 1e-3)
+    >>> round(lr, 12), beta1
+    (4e-05, 0.95)
     """
     warm_end = float(pct_start * total_steps) - 1
     last = float(total_steps - 1)

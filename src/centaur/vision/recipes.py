@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from ..core.errors import CentaurError
+from ..core.log import warn
 from ..core.seed import set_seed
 from ..data.augment import aug_transforms
 from ..data.block import DataBlock
@@ -55,12 +56,54 @@ def evaluate(learn):
     return report
 
 
-def print_report(report, out=sys.stdout):
+def print_report(report, out=None):
+    out = out or sys.stdout  # looked up now, not at import: a notebook or test may swap sys.stdout
     a, f, b = report["accuracy"], report["f1_macro"], report["baseline"]
     print(f"\nvalidation ({report['n_valid']} images):", file=out)
     print(f"  accuracy  {a['value']:.3f}  (95% CI {a['ci95'][0]:.3f} to {a['ci95'][1]:.3f})", file=out)
     print(f"  F1 macro  {f['value']:.3f}  (95% CI {f['ci95'][0]:.3f} to {f['ci95'][1]:.3f})", file=out)
     print(f"  baseline  {b['accuracy']:.3f}  (always '{b['class']}', the most common training class)", file=out)
+
+
+def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpoint, resume):
+    """Refuse impossible options up front; returns the learning rate (a float, or 'auto')."""
+    from ..models.backbones import PACKAGED, resolve_arch
+    resolve_arch(arch)  # unknown names get "did you mean"
+    if pretrained and weights is None and arch not in PACKAGED:
+        raise CentaurError(f"no offline pretrained weights for {arch!r}; use arch 'lite0', train from scratch "
+                           "(--scratch), or give a local .safetensors file (--weights).")
+    if weights is not None and not Path(weights).is_file():
+        raise CentaurError(f"weights file {str(weights)!r} does not exist; give a .safetensors file.")
+    if weights is not None and Path(weights).suffix != ".safetensors":
+        raise CentaurError(f"weights file {str(weights)!r} is not .safetensors; other formats can run code on "
+                           "load, convert it first with safetensors.torch.save_file.")
+    out = checkpoint.parent
+    if out.exists() and not out.is_dir():
+        raise CentaurError(f"the output {str(out)!r} is a file; give a folder for the model (--out).")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        raise CentaurError(f"cannot write the model to {str(out)!r}: {str(existing)!r} is not writable. "
+                           "Choose another folder with --out.")
+    for name, value, least in (("epochs", epochs, 1), ("freeze_epochs", freeze_epochs, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise CentaurError(f"{name} must be a whole number of at least {least}, got {value!r}.")
+    if resume and not checkpoint.is_file():
+        raise CentaurError(f"cannot resume: no checkpoint in {str(checkpoint.parent)!r}. "
+                           "Run without --resume to start.")
+    if not resume and checkpoint.is_file():
+        warn(f"{checkpoint} holds an interrupted run; starting over replaces it after the first epoch. "
+             "Stop now (Ctrl-C) and add --resume to go on from it instead.")
+    if str(lr) == "auto":
+        if resume:
+            raise CentaurError("--lr auto cannot be combined with --resume; give the learning rate used before.")
+        return "auto"
+    try:
+        base_lr = float(lr)
+    except (TypeError, ValueError):
+        raise CentaurError(f"--lr must be a number like 2e-3 or 'auto', got {lr!r}.") from None
+    if not base_lr > 0 or base_lr == float("inf"):
+        raise CentaurError(f"--lr must be a positive number like 2e-3, got {lr!r}.")
+    return base_lr
 
 
 def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=None, epochs=3, freeze_epochs=1,
@@ -73,6 +116,9 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
     torch.set_num_threads(threads or os.cpu_count() or 1)
     set_seed(seed)
     out = Path(out)
+    checkpoint = out / "checkpoint.safetensors"
+    # Options are checked before any image is read, so a typo fails in a second, not after loading.
+    base_lr = _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpoint, resume)
     dblock, split = image_datablock(data, size, resize, valid_pct, seed, augment, file_col, label_col)
     dls = dblock.dataloaders(data, bs=bs, seed=seed)
     print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, "
@@ -80,22 +126,12 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
     learn = vision_learner(dls, arch, pretrained=pretrained, weights=weights, path=out, progress=progress)
     if not pretrained and weights is None:
         learn.unfreeze()
-    checkpoint = out / "checkpoint.safetensors"
-    if resume and not checkpoint.is_file():
-        raise CentaurError(f"cannot resume: no checkpoint in {str(out)!r}. Run without --resume to start.")
-    if str(lr) == "auto":
-        if resume:
-            raise CentaurError("--lr auto cannot be combined with --resume; give the learning rate used before.")
+    if base_lr == "auto":
         base_lr, _, _ = learn.lr_find(plot=out.mkdir(parents=True, exist_ok=True) or out / "lr_find.png")
         print(f"lr_find suggests {base_lr:.2e}", file=sys.stderr)
-    else:
-        try:
-            base_lr = float(lr)
-        except ValueError:
-            raise CentaurError(f"--lr must be a number like 2e-3 or 'auto', got {lr!r}.") from None
-        if not base_lr > 0:
-            raise CentaurError(f"--lr must be positive, got {lr!r}.")
     from_scratch = not pretrained and weights is None
+    if resume:
+        print(f"resuming from {checkpoint}", file=sys.stderr)
     learn.fine_tune(epochs, base_lr=base_lr, freeze_epochs=0 if from_scratch else freeze_epochs,
                     lr_mult=1 if from_scratch else 100, checkpoint=checkpoint, resume=resume)
     report = evaluate(learn)
