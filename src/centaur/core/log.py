@@ -2,9 +2,26 @@
 import logging
 import sys
 
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the moment of writing, not at import time, so
+    redirect_stderr and notebook or test captures see centaur's warnings."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 logger = logging.getLogger("centaur")
 if not logger.handlers:
-    _handler = logging.StreamHandler(sys.stderr)
+    _handler = _StderrHandler()
     _handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logger.addHandler(_handler)
     logger.setLevel(logging.INFO)
