@@ -385,3 +385,12 @@ def test_a_refused_callback_leaves_the_learner_unchanged():
     with pytest.raises(CentaurError, match="Did you mean: 'before_fit'"):
         learn.add_cbs([EarlyStopping(), Typo()])
     assert learn.cbs == before and not hasattr(learn, "early_stopping")
+
+
+def test_fine_tune_keeps_one_history_for_both_phases():
+    learn = tiny_learner()
+    learn.fine_tune(2, freeze_epochs=1)
+    assert len(learn.recorder.epochs) == 3  # 1 frozen + 2 unfrozen
+    assert len(learn.recorder.losses) == 3 * len(learn.dls.train)
+    learn.fit(1)  # a new fit starts a new history
+    assert len(learn.recorder.epochs) == 1

@@ -2,6 +2,8 @@
 
 It imports nothing from train/: a server or a script that only predicts stays small.
 """
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -11,6 +13,7 @@ from .core.images import MAX_PIXELS, ImageError, open_image
 from .data.blocks import ImageBlock
 from .data.getters import get_image_files
 from .data.transforms import transform_from_dict
+from .models.fuse import fold_batchnorm
 from .models.model_dir import load_model_dir
 
 
@@ -25,10 +28,13 @@ class Predictor:
     def __init__(self, model_dir, threads=None, max_pixels=MAX_PIXELS, batch_size=32):
         if threads:
             torch.set_num_threads(threads)
-        self.model, self.meta = load_model_dir(model_dir)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        model, self.meta = load_model_dir(model_dir)
         prep = self.meta["preprocessing"]
         self.item_tfms = [transform_from_dict(d) for d in prep.get("item_tfms", [])]
+        size = next((t.size for t in self.item_tfms if hasattr(t, "size")), (64, 64))
+        # weights never change here: fold BatchNorm into the convolutions once, and use the
+        # channels_last layout that CPU convolutions prefer
+        self.model = fold_batchnorm(model, torch.zeros(1, 3, *size)).to(memory_format=torch.channels_last)
         self.mean = torch.tensor(prep["mean"]).view(1, -1, 1, 1)
         self.std = torch.tensor(prep["std"]).view(1, -1, 1, 1)
         self.classes = self.meta.get("classes")
@@ -71,30 +77,35 @@ class Predictor:
     def predict_many(self, sources, top_k=3):
         """Predict many images in batches; yields one dict per input in order, with 'file'.
 
-        An unreadable image yields {'file', 'error'} instead of stopping the others.
+        An unreadable image yields {'file', 'error'} in its place instead of stopping the
+        others. The next batch is decoded in a thread while the model runs on this one
+        (Pillow releases the GIL while decoding), so decoding hides behind the forward pass.
         """
-        batch, names = [], []
-        for src in sources:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
+            for chunk in _chunks(sources, self.batch_size):
+                ready, pending = pending, pool.submit(self._prepare, chunk)
+                if ready is not None:
+                    yield from self._run(ready.result(), top_k)
+            if pending is not None:
+                yield from self._run(pending.result(), top_k)
+
+    def _prepare(self, chunk):
+        """[(name, uint8 tensor or None, error or None)] for a list of sources."""
+        out = []
+        for src in chunk:
             name = str(src) if not isinstance(src, (bytes, bytearray)) else "<bytes>"
             try:
-                batch.append(self.preprocess(src))
-                names.append(name)
+                out.append((name, self.preprocess(src), None))
             except ImageError as e:
-                yield from self._flush(batch, names, top_k)
-                batch, names = [], []
-                yield {"file": name, "error": str(e)}
-                continue
-            if len(batch) == self.batch_size:
-                yield from self._flush(batch, names, top_k)
-                batch, names = [], []
-        yield from self._flush(batch, names, top_k)
+                out.append((name, None, str(e)))
+        return out
 
-    def _flush(self, batch, names, top_k):
-        if not batch:
-            return
-        probs = self.forward(torch.stack(batch))
-        for name, p in zip(names, probs):
-            yield {"file": name, **self._result(p, top_k)}
+    def _run(self, prepared, top_k):
+        good = [t for _, t, _ in prepared if t is not None]
+        probs = iter(self.forward(torch.stack(good))) if good else iter(())
+        for name, t, error in prepared:
+            yield {"file": name, "error": error} if t is None else {"file": name, **self._result(next(probs), top_k)}
 
     def predict_paths(self, paths, top_k=3):
         """Predict files and folders (folders are searched for images recursively)."""
@@ -110,3 +121,9 @@ class Predictor:
             else:
                 raise CentaurError(f"{str(p)!r} does not exist; give image files or folders.")
         return self.predict_many(files, top_k)
+
+
+def _chunks(items, size):
+    items = iter(items)
+    while chunk := list(islice(items, size)):
+        yield chunk

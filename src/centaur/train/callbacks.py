@@ -87,7 +87,7 @@ class Recorder(Callback):
     order = 50
 
     def before_fit(self):
-        if not hasattr(self, "losses") or not self.learn.resuming:
+        if not hasattr(self, "losses") or not (self.learn.resuming or self.learn.continuing):
             self.losses, self.lrs, self.epochs = [], [], []
 
     def after_batch(self):

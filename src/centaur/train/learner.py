@@ -35,6 +35,7 @@ class Learner:
         self.cbs, self.opt = [], None
         self.step, self.epoch, self.n_epoch, self.phase = 0, 0, 0, 0
         self.training, self.resuming, self.plan = False, False, None
+        self.continuing = False  # True while a fit continues an earlier one (fine_tune's 2nd phase)
         self.epoch_log, self.smooth_loss = {}, float("nan")
         self.add_cbs([Recorder()] + ([ProgressCallback()] if progress else []) + list(cbs))
 
@@ -299,8 +300,12 @@ class Learner:
             self.unfreeze()
             lr = base_lr / 2
             lrs = [lr / lr_mult] * (len(self.param_groups) - 1) + [lr]
-            self.fit_one_cycle(epochs, lrs, pct_start=pct_start, div=div, cbs=[*extra, *cbs],
-                               start_epoch=start_epoch)
+            self.continuing = start_phase == 0 and freeze_epochs > 0  # one history for both phases
+            try:
+                self.fit_one_cycle(epochs, lrs, pct_start=pct_start, div=div, cbs=[*extra, *cbs],
+                                   start_epoch=start_epoch)
+            finally:
+                self.continuing = False
 
     def lr_find(self, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
         """Try rising learning rates on a copy of the weights; suggest one (see lr_find.py)."""
