@@ -1,0 +1,1 @@
+"""Foundations every other layer uses: errors, logging, seeding, safe image opening."""

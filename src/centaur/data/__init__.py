@@ -1,0 +1,1 @@
+"""The DataBlock recipe and everything that turns files and tables into batches."""

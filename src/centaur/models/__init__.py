@@ -1,0 +1,1 @@
+"""Architectures, pretrained weights that work offline, heads and model directories."""

@@ -1,0 +1,1 @@
+"""The Learner, its events and callbacks, schedules, metrics, checkpoints and export."""

@@ -1,0 +1,1 @@
+"""Image-specific glue: vision_learner and the centaur train recipe."""
