@@ -139,16 +139,20 @@ def phase_finetune(args):
             times.append(time.perf_counter() - t)
         res["batched_images_per_s"] = len(files) / statistics.median(times[1:])
         # the bare forward: the exported model as plain PyTorch loads it (eval mode, channels_last),
-        # without the BatchNorm folding the Predictor adds; the folded one is reported beside it
+        # without the BatchNorm folding the Predictor adds (the folded one is reported beside it).
+        # Batched, it runs the same validation images in the same batches as predict_many, already
+        # decoded and normalized: what is left between the two is reading and decoding files.
         from centaur.models.model_dir import load_model_dir
         bare = load_model_dir(tmp)[0].to(memory_format=torch.channels_last)
         x1 = torch.randn(1, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
-        xb = torch.randn(args.bs, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
+        xs = torch.stack([predictor.preprocess(f) for f in files]).float().div(255)
+        xs = ((xs - predictor.mean) / predictor.std).contiguous(memory_format=torch.channels_last)
+        batches = [xs[i:i + args.bs] for i in range(0, len(xs), args.bs)]
         with torch.inference_mode():
             for key, model in (("bare_forward", bare), ("folded_forward", predictor.model)):
                 res[f"{key}_one_ms"] = median_ms(lambda: model(x1), args.predict_calls)
-                ms = median_ms(lambda: model(xb), 10, warmup=2)
-                res[f"{key}_batched_images_per_s"] = args.bs / (ms / 1000)
+                ms = median_ms(lambda: [model(b) for b in batches], 5, warmup=1)
+                res[f"{key}_batched_images_per_s"] = len(files) / (ms / 1000)
     return res
 
 
