@@ -209,7 +209,7 @@ class Learner:
         self.opt.zero_grad(set_to_none=True)
         self.xb, self.yb = xb, yb
         self("before_batch")
-        self.pred = self.model(self.xb)
+        self.pred = self.forward(self.xb)
         self("after_pred")
         self.loss = self.loss_func(self.pred, self.yb)
         self("after_loss")
@@ -226,6 +226,11 @@ class Learner:
         self.smooth_loss = loss if math.isnan(self.smooth_loss) else 0.98 * self.smooth_loss + 0.02 * loss
         self("after_batch")
 
+    def forward(self, xb):
+        """Run the model on a batch: one tensor (images) or a tuple of tensors (a table's
+        categorical and continuous columns), passed as separate arguments."""
+        return self.model(*xb) if isinstance(xb, (tuple, list)) else self.model(xb)
+
     def _validate(self, dl=None):
         dl = dl or self.dls.valid
         self.model.eval()
@@ -234,7 +239,7 @@ class Learner:
         with torch.inference_mode():
             for xb, yb in dl:
                 self.xb, self.yb = xb, yb
-                self.pred = self.model(xb)
+                self.pred = self.forward(xb)
                 preds.append(self.pred)
                 targets.append(yb)
                 self("after_batch")
@@ -255,7 +260,7 @@ class Learner:
         preds, targets = [], []
         with torch.inference_mode():
             for xb, yb in dl:
-                preds.append(self.model(xb))
+                preds.append(self.forward(xb))
                 targets.append(yb)
         return torch.cat(preds), torch.cat(targets)
 
