@@ -80,6 +80,15 @@ def read_meta(path):
             raise CentaurError(f"{where} lists {len(classes)} classes but num_outputs is "
                                f"{meta['num_outputs']}; the file is damaged.")
     prep = meta["preprocessing"]
+    kind = meta.get("kind", "image")
+    if kind == "tabular":
+        for key in ("model", "processor"):
+            if not isinstance(prep.get(key), dict):
+                raise CentaurError(f"{where} describes a table model without its preprocessing.{key} "
+                                   "section; the file is damaged.")
+        return path, meta
+    if kind != "image":
+        raise CentaurError(f"{where}: unknown kind of model {kind!r}; expected 'image' or 'tabular'.")
     for key in ("mean", "std"):
         value = prep.get(key)
         if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) and
@@ -102,12 +111,16 @@ def load_model_dir(path):
 
     >>> model, meta = load_model_dir("models/emoji")  # doctest: +SKIP
     """
-    from .classifier import create_classifier
     path, meta = read_meta(path)
     prep = meta["preprocessing"]
     try:
-        model, _ = create_classifier(meta["arch"], meta["num_outputs"], pretrained=False,
-                                     hidden=prep.get("hidden", 512), dropout=prep.get("dropout", 0.5))
+        if meta.get("kind", "image") == "tabular":
+            from .tabular import TabularModel
+            model = TabularModel.from_config(prep["model"])
+        else:
+            from .classifier import create_classifier
+            model, _ = create_classifier(meta["arch"], meta["num_outputs"], pretrained=False,
+                                         hidden=prep.get("hidden", 512), dropout=prep.get("dropout", 0.5))
     except CentaurError as e:
         raise CentaurError(f"{str(path / 'model.json')!r} names an architecture this installation cannot "
                            f"build: {e}") from e

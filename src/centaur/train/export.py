@@ -15,9 +15,12 @@ def versions():
             "python": platform.python_version()}
 
 
-def export(learn, path, metrics=None, provenance=None):
+def export(learn, path, metrics=None, provenance=None, preprocessing=None):
     """Write the model and what is needed to use it: architecture, classes, preprocessing,
     metrics and where it came from.
+
+    preprocessing: extra entries for model.json's preprocessing (for a table: the fitted
+    processors, the target column, date handling).
 
     >>> export(learn, "models/emoji")  # doctest: +SKIP
     """
@@ -25,13 +28,16 @@ def export(learn, path, metrics=None, provenance=None):
         raise CentaurError("this Learner has no preprocessing description (architecture, mean, std), so its "
                            "model directory could not be used; build it with vision_learner, or set "
                            "learn.preprocessing from create_classifier's second result.")
-    dls, prep = learn.dls, dict(learn.preprocessing)
+    dls, prep = learn.dls, {**learn.preprocessing, **(preprocessing or {})}
     prep["item_tfms"] = [t.to_dict() for t in dls.item_tfms if hasattr(t, "to_dict")]
+    if getattr(dls, "processor", None) is not None:
+        prep["processor"] = dls.processor.to_dict()
     y_block = dls.y_block
     meta = {
+        "kind": prep.get("kind", "image"),
         "task": y_block.kind,
-        "arch": prep["arch"],
-        "timm_arch": prep["timm_arch"],
+        "arch": prep.get("arch", prep.get("kind")),
+        "timm_arch": prep.get("timm_arch"),
         "num_outputs": y_block.num_outputs,
         "classes": list(y_block.vocab) if y_block.vocab is not None else None,
         "preprocessing": prep,

@@ -47,8 +47,46 @@ def mae(preds, targets):
     return (preds.view_as(targets) - targets).abs().mean().item()
 
 
+def r2(preds, targets):
+    """Coefficient of determination: 1 - residual variance / target variance."""
+    preds = preds.view_as(targets).double()
+    total = ((targets - targets.mean()) ** 2).sum().item()
+    residual = ((targets - preds) ** 2).sum().item()
+    return 1.0 - residual / total if total > 0 else float("nan")
+
+
+def rmspe(preds, targets):
+    """Root mean squared percentage error over rows with a non-zero target (Rossmann's metric)."""
+    preds, keep = preds.view_as(targets), targets != 0
+    if not keep.any():
+        return float("nan")
+    return torch.sqrt((((targets[keep] - preds[keep]) / targets[keep]) ** 2).mean()).item()
+
+
+def auc(preds, targets):
+    """Area under the ROC curve for a binary task (never to be called accuracy).
+
+    preds: (N, 2) logits or (N,) scores for the positive class; ties count half
+    (the Mann-Whitney U statistic).
+    """
+    scores = preds[:, -1] if preds.ndim == 2 else preds
+    targets = targets.view(-1).bool()
+    n_pos, n_neg = int(targets.sum()), int((~targets).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = torch.from_numpy(_average_ranks(scores.double().numpy()))
+    return float((ranks[targets].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_ranks(x):
+    """Ranks 1..n of x, equal values sharing the mean of their ranks (vectorized)."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)  # the highest rank of each distinct value
+    return (last - (counts - 1) / 2)[inverse]
+
+
 METRICS = {"accuracy": accuracy, "error_rate": error_rate, "f1_macro": f1_macro,
-           "accuracy_multi": accuracy_multi, "rmse": rmse, "mae": mae}
+           "accuracy_multi": accuracy_multi, "rmse": rmse, "mae": mae, "r2": r2, "rmspe": rmspe, "auc": auc}
 
 
 def metric_name(metric):
