@@ -75,11 +75,12 @@ def build_parser():
     t.add_argument("--arch", default="lite0", help="'lite0' (pretrained, offline) or any timm name")
     t.add_argument("--scratch", action="store_true", help="train from random weights (no pretraining)")
     t.add_argument("--weights", help="a local .safetensors file with the body's starting weights")
-    t.add_argument("--epochs", type=_positive_int, default=3, help="epochs with the whole network training")
+    t.add_argument("--epochs", type=_positive_int, help="epochs with the whole network training (images: 3, "
+                                                        "tables: 5)")
     t.add_argument("--freeze-epochs", type=_non_negative_int, default=1,
                    help="epochs training only the new head first (0: none)")
-    t.add_argument("--lr", default="2e-3", help="base learning rate, or 'auto' to run lr_find first")
-    t.add_argument("--bs", type=_positive_int, default=32, help="batch size")
+    t.add_argument("--lr", help="base learning rate (images: 2e-3, or 'auto' to run lr_find first; tables: 1e-2)")
+    t.add_argument("--bs", type=_positive_int, help="batch size (images: 32, tables: 1024)")
     t.add_argument("--size", type=_positive_int, default=128, help="image size in pixels")
     t.add_argument("--resize", default="squish", choices=["crop", "pad", "squish"], help="how images become square")
     t.add_argument("--valid-pct", type=_fraction, default=0.2, help="validation fraction for a random split")
@@ -89,10 +90,22 @@ def build_parser():
     t.add_argument("--label-col", default="label", help="CSV column with labels")
     t.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
     t.add_argument("--resume", action="store_true", help="go on from the checkpoint after a crash or Ctrl-C")
+    tab = t.add_argument_group("tables (a CSV or Parquet file with --target)")
+    tab.add_argument("--target", help="the column to predict; makes DATA a table")
+    tab.add_argument("--date", help="date column: expanded into parts, and the latest rows validate")
+    tab.add_argument("--valid-last", type=_fraction, help="with --date: the fraction of latest rows that validate")
+    tab.add_argument("--group", help="column whose groups are kept whole on one side of the split")
+    tab.add_argument("--cat", nargs="+", help="categorical columns (default: chosen by type)")
+    tab.add_argument("--cont", nargs="+", help="continuous columns (default: chosen by type)")
+    tab.add_argument("--task", choices=["regression", "classification"], help="default: chosen from the target")
+    tab.add_argument("--holidays", help="country code for holiday features from the date, e.g. PT, US, DE")
+    tab.add_argument("--log-target", action="store_true", help="train on log(target), for percentage errors")
+    tab.add_argument("--layers", type=_positive_int, nargs="+", default=[200, 100], help="hidden layer sizes")
 
-    p = sub.add_parser("predict", help="predict images with a trained model (JSON lines)")
+    p = sub.add_parser("predict", help="predict images (JSON lines) or a table (CSV) with a trained model")
     p.add_argument("model", help="model directory written by `centaur train`")
-    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("paths", nargs="+", help="image files or folders; or one CSV/Parquet table for a table model")
+    p.add_argument("--out", help="for a table: write predictions to this CSV (default: standard output)")
     p.add_argument("--top-k", type=_positive_int, default=3)
     p.add_argument("--bs", type=_positive_int, default=32)
     p.add_argument("--threads", type=_positive_int)
@@ -162,16 +175,54 @@ def cmd_train(args):
     data = Path(args.data)
     if not data.exists():
         raise CentaurError(f"{str(data)!r} does not exist; give a folder of class subfolders or a CSV file.")
-    from .vision.recipes import train_image_classifier  # torch and timm: a second to import, so after the check
     out = _train_out(args)
+    if args.target or data.suffix.lower() in (".parquet", ".pq"):
+        return train_table(args, data, out)
+    from .vision.recipes import train_image_classifier  # torch and timm: a second to import, so after the check
     train_image_classifier(data, out, arch=args.arch, pretrained=not args.scratch, weights=args.weights,
-                           epochs=args.epochs, freeze_epochs=args.freeze_epochs, lr=args.lr, bs=args.bs,
+                           epochs=args.epochs or 3, freeze_epochs=args.freeze_epochs, lr=args.lr or "2e-3",
+                           bs=args.bs or 32,
                            size=args.size, resize=args.resize, valid_pct=args.valid_pct, seed=args.seed,
                            augment=not args.no_augment, file_col=args.file_col, label_col=args.label_col,
                            threads=args.threads, resume=args.resume)
 
 
+def train_table(args, data, out):
+    if not args.target:
+        raise CentaurError(f"{str(data)!r} is a table; say which column to predict with --target COLUMN.")
+    if data.is_dir():
+        raise CentaurError(f"--target is for a table, but {str(data)!r} is a folder; give a CSV or Parquet file.")
+    if args.valid_last and not args.date:
+        raise CentaurError("--valid-last needs --date COLUMN: the latest rows by that date validate.")
+    try:
+        lr = float(args.lr) if args.lr else 1e-2
+    except ValueError:
+        raise CentaurError(f"--lr must be a number like 1e-2, got {args.lr!r}.") from None
+    from .tabular.recipes import train_tabular
+    train_tabular(data, args.target, out, cat=args.cat, cont=args.cont, date=args.date, holidays=args.holidays,
+                  group=args.group, valid_pct=args.valid_last or args.valid_pct, task=args.task,
+                  epochs=args.epochs or 5, lr=lr, bs=args.bs or 1024, layers=tuple(args.layers),
+                  log_target=args.log_target, seed=args.seed, threads=args.threads)
+
+
+def predict_table(args):
+    from .inference import TabularPredictor
+    if len(args.paths) != 1:
+        raise CentaurError(f"a table model predicts one table at a time; got {len(args.paths)} paths.")
+    predictor = TabularPredictor(args.model, threads=args.threads)
+    result = predictor.predict_table(args.paths[0])
+    for col, n in predictor.unseen_.items():
+        print(f"note: {n} rows have a {col!r} value not seen in training (treated as unknown).", file=sys.stderr)
+    result.to_csv(args.out or sys.stdout, index_label="row")
+    if args.out:
+        print(f"wrote {len(result)} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_predict(args):
+    from .models.model_dir import read_meta
+    if read_meta(args.model)[1].get("kind") == "tabular":
+        return predict_table(args)
     from .inference import Predictor
     predictor = Predictor(args.model, threads=args.threads, batch_size=args.bs)
     failed = total = 0

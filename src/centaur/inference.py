@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 
 from .core.errors import CentaurError
@@ -29,6 +31,9 @@ class Predictor:
         if threads:
             torch.set_num_threads(threads)
         model, self.meta = load_model_dir(model_dir)
+        if self.meta.get("kind") == "tabular":
+            raise CentaurError(f"{str(model_dir)!r} holds a table model; use TabularPredictor, or `centaur "
+                               "predict MODEL TABLE.csv`.")
         prep = self.meta["preprocessing"]
         self.item_tfms = [transform_from_dict(d) for d in prep.get("item_tfms", [])]
         size = next((t.size for t in self.item_tfms if hasattr(t, "size")), (64, 64))
@@ -127,3 +132,71 @@ def _chunks(items, size):
     items = iter(items)
     while chunk := list(islice(items, size)):
         yield chunk
+
+
+class TabularPredictor:
+    """Predicts rows of a table with a saved table model, preparing them as in training.
+
+    >>> p = TabularPredictor("models/hotels")            # doctest: +SKIP
+    >>> p.predict_table("new_bookings.csv").head()       # doctest: +SKIP
+    """
+
+    def __init__(self, model_dir, threads=None, batch_size=65536):
+        from .data.processors import TabularProcessor
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.meta = load_model_dir(model_dir)
+        if self.meta.get("kind") != "tabular":
+            raise CentaurError(f"{str(model_dir)!r} holds an image model; use Predictor, or `centaur predict "
+                               "MODEL IMAGE...`.")
+        prep = self.meta["preprocessing"]
+        self.processor = TabularProcessor.from_dict(prep["processor"])
+        self.prep, self.task, self.classes = prep, self.meta["task"], self.meta.get("classes")
+        self.batch_size = batch_size
+        self.unseen_ = {}
+
+    def _prepare(self, df):
+        from .data.dates import add_date_parts, add_holidays
+        date = self.prep.get("date")
+        if date:
+            if date not in df.columns:
+                raise CentaurError(f"the table has no date column {date!r}, which this model was trained with.")
+            keep = df[date]
+            df, _ = add_date_parts(df, date, drop=True)
+            if self.prep.get("holidays"):
+                df[date] = keep
+                df, _ = add_holidays(df, date, self.prep["holidays"])
+        self.processor.check_columns(df)
+        return self.processor.transform(df)
+
+    @torch.inference_mode()
+    def predict_table(self, table):
+        """A DataFrame with one prediction per row ('prediction'; 'probability' for classes).
+
+        Unseen categories map to the reserved 'unknown' index; their counts per column are in
+        self.unseen_ afterwards.
+        """
+        from .data.getters import read_table
+        df = read_table(table)
+        cat, cont = self._prepare(df)
+        self.unseen_ = {k: v for k, v in getattr(self.processor, "unseen_", {}).items() if v}
+        x_cat, x_cont = torch.from_numpy(cat), torch.from_numpy(cont)
+        outs = [self.model(x_cat[i:i + self.batch_size], x_cont[i:i + self.batch_size])
+                for i in range(0, len(x_cat), self.batch_size)]
+        out = torch.cat(outs) if outs else torch.zeros(0, self.meta["num_outputs"])
+        result = pd.DataFrame(index=df.index)
+        if self.task == "regression":
+            values = out[:, 0].double()
+            if self.prep.get("log_target"):
+                values = values.exp()
+            result["prediction"] = values.numpy()
+        elif self.task == "single_label":
+            probs = out.softmax(-1)
+            p, idx = probs.max(-1)
+            result["prediction"] = np.asarray(self.classes, dtype=object)[idx.numpy()]
+            result["probability"] = p.numpy()
+        else:
+            probs = out.sigmoid().numpy()
+            for j, c in enumerate(self.classes):
+                result[f"p_{c}"] = probs[:, j]
+        return result

@@ -1,0 +1,1 @@
+"""Tables: processors, date parts and tabular_learner (an entity-embedding model for a DataFrame)."""
