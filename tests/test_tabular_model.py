@@ -261,7 +261,7 @@ def test_learner_regression_learns():
     dls = regression_dls()
     learn = tabular_learner(dls, layers=[64, 32], progress=False)
     assert [m.__name__ for m in learn.metrics] == ["rmse", "mae"]
-    assert len(learn.param_groups) == 1 and len(learn.opt.param_groups if learn.opt else [0]) == 1
+    assert len(learn.param_groups) == 1 and len(learn.param_groups[0]) == len(list(learn.model.parameters()))
     learn.fit_one_cycle(8, 1e-2)
     y_valid = dls.valid.y
     result = learn.validate()

@@ -132,7 +132,7 @@ class TabularModel(nn.Module):
         """Everything needed to rebuild this model, as a JSON-able dict (see from_config).
 
         >>> TabularModel([3], 1, 2, layers=[4]).config()["emb_szs"]
-        [2]
+        [3]
         """
         return {"cardinalities": list(self.cardinalities), "n_cont": self.n_cont, "n_out": self.n_out,
                 "layers": list(self.layers_sizes), "ps": list(self.ps), "embed_p": self.embed_p,
