@@ -62,6 +62,10 @@ class TabularModel(nn.Module):
         the number of classes otherwise).
     layers: hidden widths. ps: dropout after each hidden layer, one float or one per layer.
     embed_p: dropout on the embeddings. y_range: (low, high) squashes outputs into that range.
+    y_scale: (mean, std) of a regression target: the last layer predicts the standardized
+        target and the model returns it on the original scale. A network starts out predicting
+        numbers near 0; a target around 100 (a room price) would take many epochs of training
+        just to reach its level, so it learns the standardized one instead.
     bn_cont: batch norm on the continuous inputs. act: 'relu', 'gelu', 'silu', 'leaky_relu', 'tanh'.
     emb_szs: embedding widths overriding emb_sz_rule: a list (one per column, None keeps the
         rule) or a dict {column position: width}.
@@ -72,7 +76,7 @@ class TabularModel(nn.Module):
     """
 
     def __init__(self, cardinalities, n_cont, n_out, layers=(200, 100), ps=0.0, embed_p=0.0, y_range=None,
-                 bn_cont=True, emb_szs=None, act="relu"):
+                 bn_cont=True, emb_szs=None, act="relu", y_scale=None):
         super().__init__()
         self.cardinalities = _check_cardinalities(cardinalities)
         self.n_cont = _check_count("n_cont", n_cont, minimum=0)
@@ -81,6 +85,14 @@ class TabularModel(nn.Module):
         self.ps = _check_ps(ps, len(self.layers_sizes))
         self.embed_p = _check_probability("embed_p", embed_p)
         self.y_range = _check_y_range(y_range)
+        if y_scale is not None:
+            if not (isinstance(y_scale, (list, tuple)) and len(y_scale) == 2 and all(_is_number(v) for v in y_scale)
+                    and float(y_scale[1]) > 0):
+                raise CentaurError(f"y_scale should be (mean, std) with std > 0, got {y_scale!r}.")
+            if self.y_range is not None:
+                raise CentaurError("give y_range or y_scale, not both: y_range already sets the output's scale.")
+            y_scale = (float(y_scale[0]), float(y_scale[1]))
+        self.y_scale = y_scale
         if not isinstance(bn_cont, bool):
             raise CentaurError(f"bn_cont should be True or False, got {bn_cont!r}.")
         self.bn_cont_on = bn_cont
@@ -126,7 +138,10 @@ class TabularModel(nn.Module):
         if self.n_cont:
             parts.append(self.bn_cont(x_cont) if self.bn_cont is not None else x_cont)  # (B, n_cont)
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]  # (B, n_emb + n_cont)
-        return self.layers(x)
+        out = self.layers(x)  # (B, n_out)
+        if self.y_scale is not None:
+            out = out * self.y_scale[1] + self.y_scale[0]
+        return out
 
     def config(self):
         """Everything needed to rebuild this model, as a JSON-able dict (see from_config).
@@ -137,7 +152,8 @@ class TabularModel(nn.Module):
         return {"cardinalities": list(self.cardinalities), "n_cont": self.n_cont, "n_out": self.n_out,
                 "layers": list(self.layers_sizes), "ps": list(self.ps), "embed_p": self.embed_p,
                 "y_range": list(self.y_range) if self.y_range is not None else None,
-                "bn_cont": self.bn_cont_on, "emb_szs": list(self.emb_szs), "act": self.act}
+                "bn_cont": self.bn_cont_on, "emb_szs": list(self.emb_szs), "act": self.act,
+                "y_scale": list(self.y_scale) if self.y_scale is not None else None}
 
     @classmethod
     def from_config(cls, config):
@@ -164,7 +180,7 @@ class TabularModel(nn.Module):
 
 
 CONFIG_FIELDS = ("cardinalities", "n_cont", "n_out", "layers", "ps", "embed_p", "y_range", "bn_cont", "emb_szs",
-                 "act")
+                 "act", "y_scale")
 REQUIRED_FIELDS = ("cardinalities", "n_cont", "n_out")
 
 

@@ -27,7 +27,8 @@ def tabular_learner(dls, layers=(200, 100), ps=0.0, embed_p=0.0, y_range=None, e
     processor's cardinalities_, '#na#' included); emb_szs overrides them by column name
     ({"store": 10}) or position. The model has one parameter group, since nothing in it is
     pretrained: train it with fit_one_cycle rather than fine_tune. y_range=(low, high)
-    squashes a regression output into that range. Other keyword arguments (wd, cbs, path,
+    squashes a regression output into that range; without it, a regression model learns the
+    standardized target (the training target's mean and std are kept in the model). Other keyword arguments (wd, cbs, path,
     progress, loss_func) go to Learner.
 
     learn.preprocessing holds the model's config, so an exported model directory can be
@@ -53,9 +54,14 @@ def tabular_learner(dls, layers=(200, 100), ps=0.0, embed_p=0.0, y_range=None, e
     if cat_names and len(cat_names) != len(cardinalities):
         raise CentaurError(f"the processor lists {len(cat_names)} categorical columns but {len(cardinalities)} "
                            "cardinalities; it is damaged, fit it again.")
+    y_scale = None
+    if y_block.kind == "regression" and y_range is None:
+        # the model learns the standardized target and answers on the original scale (TabularModel)
+        y = dls.train.y.double()
+        y_scale = (float(y.mean()), float(y.std()) if len(y) > 1 and float(y.std()) > 0 else 1.0)
     model = TabularModel(cardinalities, len(cont_names), y_block.num_outputs, layers=layers, ps=ps,
                          embed_p=embed_p, y_range=y_range, bn_cont=bn_cont, act=act,
-                         emb_szs=_emb_szs_by_position(emb_szs, cat_names))
+                         emb_szs=_emb_szs_by_position(emb_szs, cat_names), y_scale=y_scale)
     metrics = default_metrics(y_block.kind) if metrics is None else metrics
     learn = Learner(dls, model, metrics=metrics, param_groups=[list(model.parameters())], **kwargs)
     learn.preprocessing = {"kind": "tabular", "model": model.config()}

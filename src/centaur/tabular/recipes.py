@@ -157,8 +157,9 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     df, date_cols = prepare_table(df, date, holidays)
     cat, cont = choose_columns(df, target, cat, cont, exclude=([date] if date else []) + date_cols)
     # date parts are categories (each weekday, month, week gets an embedding), except the
-    # elapsed time, which is a number (as in fastai's Rossmann model)
-    elapsed = [c for c in date_cols if c.endswith("Elapsed")]
+    # elapsed time and the day of the year, which are numbers: with a time split most days of
+    # the year in validation were never seen in training, so an embedding would know nothing
+    elapsed = [c for c in date_cols if c.endswith(("Elapsed", "Dayofyear"))]
     cat = list(dict.fromkeys(cat + [c for c in date_cols if c not in elapsed]))
     cont = list(dict.fromkeys(cont + elapsed))
     train_idx, valid_idx = split_table(df, valid_pct, seed=seed, date=date, group=group)

@@ -1,0 +1,144 @@
+"""Markdown report of the tabular benchmark: reads bench/out/tabular_{hotel,throughput}.json.
+
+    .venv/bin/python bench/tabular_report.py --out-dir bench/out --md docs/benchmarks_tabular.md
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+COMMANDS = """```bash
+bash bench/run_tabular.sh          # everything below, one step after the other (about 5-10 minutes on 2 cores)
+# or step by step:
+.venv/bin/python bench/tabular_hotel.py --out bench/out/tabular_hotel.json
+.venv/bin/python bench/tabular_throughput.py --out bench/out/tabular_throughput.json
+.venv/bin/python bench/tabular_report.py --out-dir bench/out --md docs/benchmarks_tabular.md
+```"""
+
+
+def ci(m, digits=2):
+    return f"{m['value']:.{digits}f} ({m['ci95'][0]:.{digits}f} to {m['ci95'][1]:.{digits}f})"
+
+
+def yes(ok):
+    return "yes" if ok else "**no**"
+
+
+def hotel_section(h):
+    lines = [f"## Accuracy: {h['data']}", ""]
+    lines += [f"{h['n_rows']} bookings, target `{h['target']}`; {h['split']}: training up to {h['train_until']} "
+              f"({h['n_train']} rows), validation from {h['valid_from']} ({h['n_valid']} rows). The validation "
+              f"months are the summer peak (mean price {h['valid_target_mean']:.1f} against {h['train_target_mean']:.1f} "
+              "in training), and some of their weeks and days of year never occur in training, so this is a hard, "
+              "honest split.", "",
+              f"Dropped columns: {', '.join(h['dropped_columns'])} (see bench/tabular_data.py). "
+              f"Features on every side: {len(h['cat_names'])} categorical ({', '.join(h['cat_names'])}) and "
+              f"{len(h['cont_names'])} continuous ({', '.join(h['cont_names'])}).", "",
+              f"Neural nets: layers {h['settings']['layers']}, fit_one_cycle at lr {h['settings']['lr']}, "
+              f"{h['settings']['threads']} threads, seeds {h['settings']['seeds']}: the table shows the seed with the "
+              "median RMSE (its 95% bootstrap interval in brackets) and the RMSE of every seed. LightGBM: "
+              "LGBMRegressor() defaults. Every prediction is scored by centaur.train.metrics and bootstrap_ci "
+              f"({h['settings']['bootstrap']}). Training time: the fit call alone.", ""]
+    base = h["baseline"]
+    lgb = h.get("lightgbm", {}).get("summary")
+    for cfg in h["configs"]:
+        sides = cfg["sides"]
+        ce, fa = sides.get("centaur", {}).get("summary"), sides.get("fastai", {}).get("summary")
+        lines += [f"### Batch size {cfg['bs']}, {cfg['epochs']} epochs ({cfg['steps']} optimizer steps)", "",
+                  "| figure | centaur | fastai | LightGBM | ratio centaur/fastai | target | met? |",
+                  "|---|---|---|---|---|---|---|"]
+
+        def cell(s, key, fmt="{:.2f}"):
+            return fmt.format(s[key]["value"]) if s else "-"
+        if ce and fa:
+            ratio = ce["rmse"]["value"] / fa["rmse"]["value"]
+            d = cfg["rmse_differences"].get("centaur_minus_fastai")
+            at_least = d is not None and d["ci95"][0] <= 0  # not significantly worse than fastai
+            lines.append(f"| valid RMSE (95% CI) | {ci(ce['rmse'])} | {ci(fa['rmse'])} | "
+                         f"{ci(lgb['rmse']) if lgb else '-'} | {ratio:.3f} | at least as good as fastai "
+                         f"(centaur - fastai: {d['value']:+.2f}, CI {d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f}) | "
+                         f"{yes(at_least)} |")
+            if lgb:
+                dl = cfg["rmse_differences"].get("centaur_minus_lightgbm")
+                lines.append(f"| gap to LightGBM (RMSE) | {ce['rmse']['value'] / lgb['rmse']['value']:.2f}x "
+                             f"({dl['value']:+.2f}, CI {dl['ci95'][0]:+.2f} to {dl['ci95'][1]:+.2f}) | "
+                             f"{fa['rmse']['value'] / lgb['rmse']['value']:.2f}x | 1.00x | | within reach: say how far | "
+                             f"{'close' if ce['rmse']['value'] <= 1.1 * lgb['rmse']['value'] else 'not close'} |")
+            lines.append("| RMSE by seed | " + ", ".join(f"{v:.2f}" for v in ce["rmse_by_seed"]) + " | "
+                         + ", ".join(f"{v:.2f}" for v in fa["rmse_by_seed"]) + " | "
+                         + (f"{lgb['rmse']['value']:.2f}" if lgb else "-") + " | | | |")
+            lines.append(f"| valid MAE (95% CI) | {ci(ce['mae'])} | {ci(fa['mae'])} | {ci(lgb['mae']) if lgb else '-'} "
+                         f"| {ce['mae']['value'] / fa['mae']['value']:.3f} | | |")
+            lines.append(f"| valid R2 (95% CI) | {ci(ce['r2'], 3)} | {ci(fa['r2'], 3)} | "
+                         f"{ci(lgb['r2'], 3) if lgb else '-'} | | | |")
+            lines.append(f"| training time, s (median over seeds) | {ce['train_s_median']:.2f} | "
+                         f"{fa['train_s_median']:.2f} | {lgb['train_s']:.2f} | "
+                         f"{ce['train_s_median'] / fa['train_s_median']:.2f} | | |" if lgb else "")
+            lines.append(f"| data preparation, s | {ce['prep_s']:.2f} | {fa['prep_s']:.2f} | "
+                         f"{lgb['prep_s']:.2f} | | | |" if lgb else "")
+        lines.append(f"| baseline RMSE (training mean {base['value']:.2f}) | {base['rmse']['value']:.2f} | "
+                     f"{base['rmse']['value']:.2f} | {base['rmse']['value']:.2f} | | | |")
+        lines.append("")
+    return lines
+
+
+def throughput_section(t):
+    ce, fa, pr = t["centaur"], t["fastai"], t["predict"]
+    s = t["settings"]
+    lines = [f"## Speed: {t['data']}, {t['n_rows']} rows", "",
+             f"Training rows: before {t['valid_from']} ({ce['n_train']}); validation: the last days "
+             f"({ce['n_valid']} rows). Batch size {s['bs']}, {s['threads']} threads, layers {s['layers']}, one epoch "
+             f"of fit_one_cycle at lr {s['lr']}; categorical {', '.join(s['cat'])}; continuous "
+             f"{', '.join(s['cont'])} (FillMissing adds the `_na` flags on both sides). Each side ran in its own "
+             f"process, one after the other; load average before: {', '.join(f'{x:.2f}' for x in s['load_before'])}.",
+             "", f"Ratio basis: {t['ratio_basis']}.", "",
+             "| figure | centaur | fastai | LightGBM | ratio centaur/fastai | target | met? |",
+             "|---|---|---|---|---|---|---|"]
+    ep_c = ce["train_loop_s"] if ce["fit_s"] is not None else None
+    ep_f = fa["train_loop_s"] if fa["fit_s"] is not None else None
+    lines.append(f"| training epoch, s (training loop) | {ep_c:.1f} | " if ep_c is not None else "| training epoch, s | - | ")
+    lines[-1] += (f"{ep_f:.1f} | - | " if ep_f is not None else "not run to the end | - | ")
+    lines[-1] += f"{t['epoch_time_ratio']:.3f} | <= {t['epoch_time_target']}x fastai | {yes(t['epoch_time_ratio'] <= t['epoch_time_target'])} |"
+    lines.append(f"| time per training batch, ms | {ce['per_batch_ms']:.2f} | {fa['per_batch_ms']:.2f} | - | "
+                 f"{ce['per_batch_ms'] / fa['per_batch_ms']:.3f} | | |")
+    if t.get("fit_ratio_with_validation") is not None:
+        lines.append(f"| fit_one_cycle(1) with validation, s | {ce['fit_s']:.1f} | {fa['fit_s']:.1f} | - | "
+                     f"{t['fit_ratio_with_validation']:.3f} | | |")
+    lines.append(f"| data preparation, s (date parts, processors, loaders) | {ce['prep_s']:.1f} | {fa['prep_s']:.1f} | - "
+                 f"| {t['prep_ratio']:.3f} | | |")
+    lines.append(f"| reading the Parquet, s | {ce['read_s']:.1f} | {fa['read_s']:.1f} | - | | | |")
+    lines.append(f"| peak RSS of the training process, MB | {ce['peak_rss_mb']:.0f} | {fa['peak_rss_mb']:.0f} | - | "
+                 f"{ce['peak_rss_mb'] / fa['peak_rss_mb']:.2f} | a few GB at most | {yes(ce['peak_rss_mb'] < 4096)} |")
+    lines.append(f"| batch prediction, rows/s (predict_table, {pr['rows']} rows, median of {len(pr['times_s'])}) | "
+                 f"{pr['rows_per_s']:,.0f} | - | - | | >= {t['predict_target_rows_per_s']:,} | "
+                 f"{yes(pr['rows_per_s'] >= t['predict_target_rows_per_s'])} |")
+    lines.append(f"| peak RSS of the prediction process, MB | {pr['peak_rss_mb']:.0f} | - | - | | | |")
+    lines += ["", f"Generating the table took {t['generate_s']:.1f} s (or nothing, when the Parquet was already there)."]
+    return lines
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out-dir", type=Path, default=Path("bench/out"))
+    p.add_argument("--md", type=Path, default=Path("docs/benchmarks_tabular.md"))
+    args = p.parse_args(argv)
+    lines = ["# Tabular benchmarks: centaur vs fastai vs LightGBM", "",
+             "Written by bench/tabular_report.py from bench/out/tabular_*.json; every ratio comes from sides "
+             "measured one after the other in the same run, on the same machine, data, split, features, model "
+             "size, batch size and threads. Figures from a shared machine are noisy: compare ratios, not seconds.",
+             ""]
+    hotel, tp = args.out_dir / "tabular_hotel.json", args.out_dir / "tabular_throughput.json"
+    if hotel.exists():
+        lines += hotel_section(json.loads(hotel.read_text()))
+    if tp.exists():
+        lines += throughput_section(json.loads(tp.read_text()))
+    lines += ["", "## Reproduce", "", COMMANDS, ""]
+    text = "\n".join(line for line in lines if line is not None) + "\n"
+    args.md.parent.mkdir(parents=True, exist_ok=True)
+    args.md.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
