@@ -9,8 +9,8 @@ from centaur.core.errors import CentaurError
 from centaur.data.blocks import CategoryBlock
 from centaur.data.loaders import DataLoaders, Datasets
 from centaur.models.heads import BodyHead, create_head
-from centaur.train.callbacks import (EVENTS, CancelBatch, CancelEpoch, CancelFit, Callback, EarlyStopping,
-                                     SaveBest)
+from centaur.train.callbacks import (EVENTS, CancelBatch, CancelEpoch, CancelFit, Callback, CheckpointCallback,
+                                     EarlyStopping, ProgressCallback, SaveBest)
 from centaur.train.learner import Learner
 from centaur.train.schedule import one_cycle
 
@@ -170,6 +170,26 @@ def test_early_stopping_stops():
     assert len(learn.recorder.epochs) == 3
     with pytest.raises(CentaurError, match="Did you mean: 'valid_loss'"):
         tiny_learner().fit(1, cbs=[EarlyStopping(monitor="valid_los")])
+
+
+def test_early_stopping_saves_the_epoch_that_stops(tmp_path):
+    """The checkpoint holds the last epoch run, also when early stopping ends the fit."""
+    from safetensors import safe_open
+
+    class FakeLoss(Callback):
+        order = 60
+
+        def after_epoch(self):
+            self.learn.epoch_log["valid_loss"] = 1.0 + (self.learn.epoch > 0) * 0.1
+
+    learn = tiny_learner()
+    path = tmp_path / "checkpoint.safetensors"
+    learn.fit(10, cbs=[FakeLoss(), EarlyStopping(patience=2), CheckpointCallback(path)])
+    assert learn.epoch == 2
+    with safe_open(str(path), "pt") as f:
+        saved = {k[len("model."):]: f.get_tensor(k) for k in f.keys() if k.startswith("model.")}
+    now = state(learn.model)
+    assert all(torch.equal(saved[k], now[k]) for k in now)
 
 
 def test_save_best_restores_best_weights():
@@ -344,6 +364,26 @@ def test_lr_find_suggests_restores_and_plots(tmp_path):
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_lr_find_restores_weights_when_interrupted():
+    learn = tiny_learner()
+    learn.fit(1, lr=1e-3)
+    before = state(learn.model)
+    calls = {"n": 0}
+    real_loss = learn.loss_func
+
+    def loss_then_ctrl_c(out, y):  # a user presses Ctrl-C on the fifth batch of the search
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_loss(out, y)
+
+    learn.loss_func = loss_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        learn.lr_find(start_lr=1e-3, end_lr=10, num_it=30)
+    after = state(learn.model)
+    assert calls["n"] == 5 and all(torch.equal(before[k], after[k]) for k in after)
+
+
 def test_progress_prints_one_line_per_epoch_and_validate_works_outside_fit():
     import io
     from centaur.train.callbacks import ProgressCallback
@@ -394,3 +434,29 @@ def test_fine_tune_keeps_one_history_for_both_phases():
     assert len(learn.recorder.losses) == 3 * len(learn.dls.train)
     learn.fit(1)  # a new fit starts a new history
     assert len(learn.recorder.epochs) == 1
+
+
+def test_progress_in_a_notebook_updates_one_bar_and_one_table_in_place():
+    """In Jupyter the bar and the epoch table are HTML outputs replaced in place, not new lines."""
+    from IPython.core.displaypub import CapturingDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    saved, shell.display_pub = shell.display_pub, CapturingDisplayPublisher()
+    try:
+        learn = tiny_learner(progress=False)
+        learn.fit(2, lr=1e-3, cbs=[ProgressCallback(notebook=True)])
+        outputs = list(shell.display_pub.outputs)
+    finally:
+        shell.display_pub = saved
+    html = [o for o in outputs if "text/html" in o["data"]]
+    assert html and len(html) == len(outputs)
+    bars = [o for o in html if "<progress" in o["data"]["text/html"]]
+    tables = [o for o in html if "centaur-epochs" in o["data"]["text/html"]]
+    # one new bar per phase (2 epochs x train and valid), each then updated in place
+    assert sum(not o["update"] for o in bars) == 4 and any(o["update"] for o in bars)
+    n_valid = len(learn.dls.valid)
+    assert f'value="{n_valid}" max="{n_valid}"' in bars[-1]["data"]["text/html"]  # the last bar shown full
+    # the table appears once and is then replaced, ending with a row per epoch
+    assert [o["update"] for o in tables] == [False, True]
+    assert tables[-1]["data"]["text/html"].count("<tr>") == 3 and "valid_loss" in tables[-1]["data"]["text/html"]

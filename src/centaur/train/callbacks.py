@@ -120,20 +120,23 @@ class Recorder(Callback):
 class ProgressCallback(Callback):
     """A live progress bar with the running loss, and one line of metrics per epoch.
 
-    In a terminal or a notebook it uses rich; in a log file it prints plain lines.
+    In a terminal it uses rich; in a Jupyter notebook an HTML bar and a table of epochs that
+    update in place (IPython display handles, so no widget extension is needed); in a log
+    file it prints plain lines. notebook: None detects a notebook, True or False forces it.
     """
 
     order = 60
 
-    def __init__(self, stream=None):
-        self.stream = stream
-        self.console, self.in_fit = None, False
+    def __init__(self, stream=None, notebook=None):
+        self.stream, self.notebook = stream, notebook
+        self.console, self.in_fit, self.bar = None, False, None
 
     def _setup(self):
         from rich.console import Console
         self.console = Console(file=self.stream or sys.stderr, highlight=False)
-        self.live = self.console.is_terminal or self.console.is_jupyter
-        self.header_done = False
+        self.html = _in_notebook() if self.notebook is None else self.notebook
+        self.live = self.console.is_terminal and not self.html
+        self.header_done, self.rows, self.table = False, [], None
 
     def before_fit(self):
         self._setup()
@@ -149,9 +152,11 @@ class ProgressCallback(Callback):
         if self.console is None:  # validate() outside fit
             self._setup()
         self.t0 = time.perf_counter()
-        if self.live:
+        label = f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch} {what}" if self.in_fit else what
+        if self.html:
+            self.bar = _HtmlBar(label, total)
+        elif self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-            label = f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch} {what}" if self.in_fit else what
             self.bar = Progress(TextColumn(label), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
                                 console=self.console, transient=True)
@@ -159,12 +164,16 @@ class ProgressCallback(Callback):
             self.bar.start()
 
     def after_batch(self):
-        if self.console is not None and self.live and getattr(self, "bar", None) is not None:
-            info = f"loss {self.learn.smooth_loss:.4f}" if self.learn.training else ""
+        if self.bar is None:
+            return
+        info = f"loss {self.learn.smooth_loss:.4f}" if self.learn.training else ""
+        if self.html:
+            self.bar.advance(info)
+        else:
             self.bar.update(self.task, advance=1, info=info)
 
     def _stop_bar(self):
-        if self.console is not None and self.live and getattr(self, "bar", None) is not None:
+        if self.bar is not None:
             self.bar.stop()
             self.bar = None
 
@@ -177,21 +186,78 @@ class ProgressCallback(Callback):
     def after_epoch(self):
         log = self.learn.epoch_log
         keys = [k for k in log if k not in ("step",)]
+        fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else f"{v!s}"
+        if self.html:
+            self.rows.append([fmt(log[k]) for k in keys])
+            self.table = _show_html(_html_table(keys, self.rows), self.table)
+            return
         if not self.header_done:
             self.console.print("  ".join(f"{k:>11}" for k in keys))
             self.header_done = True
-        fmt = lambda v: f"{v:>11.4f}" if isinstance(v, float) else f"{v!s:>11}"
-        self.console.print("  ".join(fmt(log[k]) for k in keys))
+        self.console.print("  ".join(f"{fmt(log[k]):>11}" for k in keys))
 
     def after_fit(self):
         self._stop_bar()
         self.in_fit = False
 
 
-class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by min_delta for `patience` epochs."""
+def _in_notebook():
+    """Whether we run inside a Jupyter kernel (IPython imported and a kernel attached)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and hasattr(shell, "kernel")
 
-    order = 70
+
+def _show_html(html, handle=None):
+    """Show HTML in the notebook, or replace what `handle` shows; returns the handle."""
+    from IPython.display import HTML, display
+    if handle is None:
+        return display(HTML(html), display_id=True)
+    handle.update(HTML(html))
+    return handle
+
+
+def _html_table(keys, rows):
+    from html import escape
+    head = "".join(f"<th>{escape(k)}</th>" for k in keys)
+    body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f'<table class="centaur-epochs"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+class _HtmlBar:
+    """A <progress> bar in a notebook cell, redrawn at most 10 times a second."""
+
+    def __init__(self, label, total):
+        self.label, self.total, self.done, self.info = label, max(total, 1), 0, ""
+        self.t0 = self.shown = time.perf_counter()
+        self.handle = _show_html(self._html())
+
+    def _html(self):
+        from html import escape
+        elapsed = time.perf_counter() - self.t0
+        left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        return (f'<div class="centaur-progress">{escape(self.label)} <progress value="{self.done}" '
+                f'max="{self.total}" style="width:300px"></progress> {self.done}/{self.total} '
+                f'{escape(self.info)} [{elapsed:.0f}s elapsed, {left:.0f}s left]</div>')
+
+    def advance(self, info=""):
+        self.done, self.info = self.done + 1, info
+        now = time.perf_counter()
+        if now - self.shown >= 0.1 or self.done >= self.total:
+            self.shown = now
+            _show_html(self._html(), self.handle)
+
+    def stop(self):
+        _show_html(self._html(), self.handle)
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by min_delta for `patience` epochs.
+
+    It runs after CheckpointCallback, so the epoch that triggers the stop is saved too.
+    """
+
+    order = 90
 
     def __init__(self, monitor="valid_loss", patience=3, min_delta=0.0, mode=None):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta

@@ -26,30 +26,33 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
         learn.create_opt()
     saved_opt = copy.deepcopy(learn.opt.state_dict())
     lrs, losses, smooth, best = [], [], None, math.inf
-    learn.model.train()
-    it = 0
-    while it < num_it:
-        for xb, yb in learn.dls.train:
-            lr = start_lr * (end_lr / start_lr) ** (it / max(1, num_it - 1))
-            for group in learn.opt.param_groups:
-                group["lr"] = lr
-            loss = learn.loss_func(learn.forward(xb), yb)
-            loss.backward()
-            learn.opt.step()
-            learn.opt.zero_grad(set_to_none=True)
-            value = loss.item()
-            smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
-            debiased = smooth / (1 - 0.98 ** (it + 1))
-            lrs.append(lr)
-            losses.append(debiased)
-            best = min(best, debiased)
-            it += 1
-            if it >= num_it or not math.isfinite(debiased) or debiased > 4 * best:
-                it = num_it
-                break
-    learn.model.load_state_dict(saved_model)
-    learn.opt.load_state_dict(saved_opt)
-    learn.model.train(was_training)
+    # Ctrl-C or an error mid-search must not leave the perturbed weights behind
+    try:
+        learn.model.train()
+        it = 0
+        while it < num_it:
+            for xb, yb in learn.dls.train:
+                lr = start_lr * (end_lr / start_lr) ** (it / max(1, num_it - 1))
+                for group in learn.opt.param_groups:
+                    group["lr"] = lr
+                loss = learn.loss_func(learn.forward(xb), yb)
+                loss.backward()
+                learn.opt.step()
+                learn.opt.zero_grad(set_to_none=True)
+                value = loss.item()
+                smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
+                debiased = smooth / (1 - 0.98 ** (it + 1))
+                lrs.append(lr)
+                losses.append(debiased)
+                best = min(best, debiased)
+                it += 1
+                if it >= num_it or not math.isfinite(debiased) or debiased > 4 * best:
+                    it = num_it
+                    break
+    finally:
+        learn.model.load_state_dict(saved_model)
+        learn.opt.load_state_dict(saved_opt)
+        learn.model.train(was_training)
     suggestion = valley(lrs, losses)
     logger.info(f"lr_find: suggested learning rate {suggestion:.2e}")
     if plot:
