@@ -1,4 +1,4 @@
-"""The layers import only downward: core <- data <- models <- train <- vision, tabular; inference skips train."""
+"""The layers import only downward: core <- data <- models <- train <- vision, tabular; inference and serve skip train."""
 import ast
 from pathlib import Path
 
@@ -8,6 +8,7 @@ ALLOWED = {name: set(ORDER[: i + 1]) for i, name in enumerate(ORDER)}
 ALLOWED["tabular"] = set(ORDER[:4]) | {"tabular"}  # beside vision: each builds on train, not on the other
 ALLOWED["vision"] = set(ORDER)
 ALLOWED["inference"] = {"core", "data", "models", "inference"}
+ALLOWED["serve"] = ALLOWED["inference"] | {"serve"}  # a server loads models to predict; it never trains
 
 
 def _centaur_imports(path):

@@ -112,6 +112,40 @@ def build_parser():
 
     i = sub.add_parser("info", help="show what a model directory holds")
     i.add_argument("model")
+
+    s = sub.add_parser("serve", help="serve a model: a web page and an HTTP API (127.0.0.1 by default)",
+                       description="Serve MODEL (a model directory) over HTTP: a web page at /, POST /predict, "
+                                   "/predict/batch and /feedback, GET /health, /ready, /metrics and /model. "
+                                   "Every option can also come from CENTAUR_SERVE_<OPTION> environment variables "
+                                   "or a --config file of such lines.")
+    s.add_argument("model", help="model directory written by `centaur train`")
+    s.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=_non_negative_int, help="port (default 8000; 0 picks a free one)")
+    s.add_argument("--runtime", choices=["torch", "onnx"], help="run the model with PyTorch (default) or "
+                                                                 "onnxruntime (needs `centaur export MODEL --onnx`)")
+    s.add_argument("--threads", type=_positive_int, help="CPU threads for the model (default: all cores)")
+    s.add_argument("--max-batch-size", type=_positive_int, help="most requests run together (default 16)")
+    s.add_argument("--max-wait-ms", type=float, help="how long a request waits for others to batch with (default 5)")
+    s.add_argument("--max-body-bytes", type=_positive_int, help="largest request body (default 10,000,000)")
+    s.add_argument("--max-pixels", type=_positive_int, help="largest image in pixels (default 20,000,000)")
+    s.add_argument("--max-in-flight", type=_positive_int, help="most requests at once before 503 (default 64)")
+    s.add_argument("--timeout-s", type=float, help="seconds before a prediction answers 504 (default 30)")
+    s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on POST requests (or set "
+                                   "CENTAUR_SERVE_TOKEN, which keeps it out of the process list)")
+    s.add_argument("--feedback-db", help="SQLite file for contested predictions (default MODEL/feedback.sqlite)")
+    s.add_argument("--config", help="a file of CENTAUR_SERVE_<OPTION>=value lines")
+
+    e = sub.add_parser("export", help="export a model directory to another format (ONNX)")
+    e.add_argument("model", help="model directory written by `centaur train`")
+    e.add_argument("--onnx", action="store_true", help="write MODEL/model.onnx for onnxruntime")
+
+    f = sub.add_parser("feedback", help="work with the predictions people contested")
+    f_sub = f.add_subparsers(dest="feedback_command", required=True)
+    fe = f_sub.add_parser("export", help="write the contested cases as a dataset to retrain on")
+    fe.add_argument("model", help="the served model directory (its feedback.sqlite), or the SQLite file")
+    fe.add_argument("--out", required=True, help="folder to write: images in one folder per class, and "
+                                                 "feedback.csv")
+    fe.add_argument("--target", default="label", help="for a table model: the name of the corrected column")
     return parser
 
 
@@ -126,7 +160,9 @@ def main(argv=None):
     except SystemExit as e:  # argparse exits for --help and for mistakes; from Python, return the status
         return e.code
     try:
-        return {"train": cmd_train, "predict": cmd_predict, "info": cmd_info}[args.command](args) or 0
+        commands = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "serve": cmd_serve,
+                    "export": cmd_export, "feedback": cmd_feedback}
+        return commands[args.command](args) or 0
     except CentaurError as e:
         # only training raises TrainingInterrupted, so its module is loaded by then; not importing it
         # here keeps a plain mistake (a wrong path) from paying a second to import torch
@@ -239,6 +275,35 @@ def cmd_info(args):
     from .models.model_dir import read_meta
     _, meta = read_meta(args.model)
     print(json.dumps(meta, indent=2))
+
+
+def cmd_serve(args):
+    from .models.model_dir import read_meta
+    read_meta(args.model)  # a wrong path is one clear line before the server machinery starts
+    if args.config and not Path(args.config).is_file():
+        raise CentaurError(f"--config {args.config!r} does not exist; give a file of CENTAUR_SERVE_<OPTION>=value lines.")
+    from .serve.server import serve
+    flags = {k: getattr(args, k) for k in ("host", "port", "runtime", "threads", "max_batch_size", "max_wait_ms",
+                                          "max_body_bytes", "max_pixels", "max_in_flight", "timeout_s", "token",
+                                          "feedback_db")}
+    return serve(args.model, {k: v for k, v in flags.items() if v is not None}, config=args.config)
+
+
+def cmd_export(args):
+    if not args.onnx:
+        raise CentaurError("say which format to export to: --onnx.")
+    from .models.onnx import export_onnx
+    path = export_onnx(args.model)
+    print(f"wrote {path} (serve it with: centaur serve {args.model} --runtime onnx)", file=sys.stderr)
+
+
+def cmd_feedback(args):
+    from .serve.feedback import export_feedback
+    source = Path(args.model)
+    db = source / "feedback.sqlite" if source.is_dir() else source
+    n, csv_path = export_feedback(db, args.out, target=args.target)
+    print(f"wrote {n} contested cases to {args.out} ({csv_path.name} lists them; retrain with: "
+          f"centaur train {args.out} or merge its class folders into your training data)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core.errors import CentaurError
+from .core.errors import CentaurError, check_choice
 from .core.images import MAX_PIXELS, ImageError, open_image
 from .data.blocks import ImageBlock
 from .data.getters import get_image_files
 from .data.transforms import transform_from_dict
 from .models.fuse import fold_batchnorm
-from .models.model_dir import load_model_dir
+from .models.model_dir import load_model_dir, model_version
 
 
 class Predictor:
@@ -27,10 +27,13 @@ class Predictor:
     'animal'
     """
 
-    def __init__(self, model_dir, threads=None, max_pixels=MAX_PIXELS, batch_size=32):
+    def __init__(self, model_dir, threads=None, max_pixels=MAX_PIXELS, batch_size=32, runtime="torch"):
+        check_choice("runtime", runtime, ["torch", "onnx"])
         if threads:
             torch.set_num_threads(threads)
         model, self.meta = load_model_dir(model_dir)
+        self.model_dir, self.runtime = Path(model_dir), runtime
+        self.version = model_version(model_dir)
         if self.meta.get("kind") == "tabular":
             raise CentaurError(f"{str(model_dir)!r} holds a table model; use TabularPredictor, or `centaur "
                                "predict MODEL TABLE.csv`.")
@@ -40,29 +43,65 @@ class Predictor:
         # weights never change here: fold BatchNorm into the convolutions once, and use the
         # channels_last layout that CPU convolutions prefer
         self.model = fold_batchnorm(model, torch.zeros(1, 3, *size)).to(memory_format=torch.channels_last)
+        if runtime == "onnx":
+            from .models.onnx import ONNX_FILE, OnnxModel
+            self.model, self.torch_model = OnnxModel(self.model_dir / ONNX_FILE, threads), self.model
+        else:
+            self.torch_model = self.model
         self.mean = torch.tensor(prep["mean"]).view(1, -1, 1, 1)
         self.std = torch.tensor(prep["std"]).view(1, -1, 1, 1)
         self.classes = self.meta.get("classes")
         self.task = self.meta["task"]
         self.max_pixels, self.batch_size = max_pixels, batch_size
 
-    def preprocess(self, source):
-        """A path or bytes -> uint8 tensor (3, H, W), as validation data was prepared."""
-        img = open_image(source, max_pixels=self.max_pixels)
+    def preprocess(self, source, name=None):
+        """A path or bytes -> uint8 tensor (3, H, W), as validation data was prepared.
+
+        name: what to call bytes in error messages (an upload's file name)."""
+        img = open_image(source, max_pixels=self.max_pixels, name=name)
         for tfm in self.item_tfms:
             img = tfm(img, train=False)
         return ImageBlock.to_tensor(img)
 
-    @torch.inference_mode()
-    def forward(self, xb):
-        """uint8 (B, 3, H, W) -> probabilities (B, num_outputs) (or values for regression)."""
-        x = (xb.float().div_(255) - self.mean) / self.std
-        out = self.model(x.contiguous(memory_format=torch.channels_last))
+    def normalize(self, xb):
+        """uint8 (B, 3, H, W) -> normalized float (B, 3, H, W), channels_last."""
+        return ((xb.float().div_(255) - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+
+    def activate(self, out):
+        """Model outputs -> probabilities (or values for regression)."""
         if self.task == "single_label":
             return out.softmax(-1)
         if self.task == "multi_label":
             return out.sigmoid()
         return out
+
+    @torch.inference_mode()
+    def forward(self, xb):
+        """uint8 (B, 3, H, W) -> probabilities (B, num_outputs) (or values for regression)."""
+        return self.activate(self.model(self.normalize(xb)))
+
+    def result(self, probs, top_k=3):
+        """One row of forward's output as the dict that predict returns."""
+        return self._result(probs, top_k)
+
+    def explain(self, source, top_k=3, target=None):
+        """Predict one image and show why: (result dict, PNG bytes of a Grad-CAM heatmap overlay).
+
+        The heatmap is for `target` (a class name), by default the predicted class. It always
+        uses the PyTorch model, also when predictions come from ONNX.
+
+        >>> result, png = Predictor("models/emoji").explain("cat.jpg")  # doctest: +SKIP
+        """
+        from .models.cam import grad_cam, overlay, to_png
+        image = self.preprocess(source)  # (3, H, W) uint8
+        idx = None
+        if target is not None and self.classes:
+            check_choice("class", target, self.classes)
+            idx = torch.tensor([self.classes.index(target)])
+        if self.task == "regression":
+            idx = torch.tensor([0])
+        cam, logits = grad_cam(self.torch_model, self.normalize(image[None]), idx)
+        return self._result(self.activate(logits)[0], top_k), to_png(overlay(image, cam[0]))
 
     def _result(self, probs, top_k):
         if self.task == "regression":

@@ -33,6 +33,17 @@ def write_model_dir(path, model, meta):
     return path
 
 
+def model_version(path):
+    """A short, stable name for the exact weights: the first 12 hex digits of their SHA-256.
+
+    Feedback and predictions record it, so a contested case can be traced to the model that
+    made it even after retraining writes a new model to the same folder.
+    """
+    import hashlib
+    with open(Path(path) / "model.safetensors", "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
+
+
 def read_meta(path):
     """Read and validate model.json, saying exactly what is wrong with a damaged or foreign one."""
     path = Path(path)
