@@ -1,5 +1,11 @@
-"""Helpers for the service tests: a TestClient on a model directory, images to upload."""
+"""Helpers for the service tests: a TestClient or a real server on a model directory, images to upload."""
 import io
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -25,3 +31,23 @@ def bomb_png(side=20_000):
     buf = io.BytesIO()
     Image.new("1", (side, side)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def start_server(*args):
+    """Start `centaur serve ... --port 0`; returns (process, base URL) once it answers /ready."""
+    proc = subprocess.Popen([sys.executable, "-m", "centaur.cli", "serve", *map(str, args), "--port", "0"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    line = proc.stderr.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+    assert match, line + proc.stderr.read() if proc.poll() is not None else line
+    url = match.group(1)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "ready", timeout=5) as r:
+                if r.status == 200:
+                    return proc, url
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the server never became ready")

@@ -36,7 +36,8 @@ class Service:
         self.in_flight = 0
 
     def start(self):
-        self.engine = load_engine(self.settings)
+        if self.engine is None:
+            self.engine = load_engine(self.settings)
         self.store = FeedbackStore(self.settings.feedback_path)
         self.batcher = Batcher(self.engine.run, self.settings.max_batch_size, self.settings.max_wait_ms,
                                on_batch=self.metrics.on_batch)
@@ -77,12 +78,16 @@ def error_response(status, detail, message, headers=None):
     return JSONResponse({"detail": detail, "message": message}, status_code=status, headers=headers)
 
 
-def create_app(settings):
+def create_app(settings, engine=None):
     """The service for `settings.model_dir`; the model loads when the app starts (lifespan).
+
+    engine: an already loaded engine (load_engine(settings)), so a command can report a
+    damaged model as one clear line before the server starts.
 
     >>> app = create_app(ServeSettings(model_dir="models/emoji"))  # doctest: +SKIP
     """
     service = Service(settings)
+    service.engine = engine
 
     @asynccontextmanager
     async def lifespan(app):

@@ -84,7 +84,10 @@ class TableEngine:
         self.meta, self.version = self.predictor.meta, model_version(settings.model_dir)
         proc = self.predictor.processor
         self.date = self.predictor.prep.get("date")
-        self.cat_names, self.cont_names = list(proc.input_cat_names_), list(proc.cont_names_)
+        derived = _date_columns(self.date, self.predictor.prep.get("holidays")) if self.date else set()
+        # what a person gives: the date itself, not the parts the model computes from it
+        self.cat_names = [c for c in proc.input_cat_names_ if c not in derived]
+        self.cont_names = [c for c in proc.cont_names_ if c not in derived]
         self.columns = ([self.date] if self.date else []) + self.cat_names + self.cont_names
 
     def prepare(self, row, name=None):
@@ -144,6 +147,18 @@ class TableEngine:
 
     def check_correct(self, value):
         return _check_answer(self.meta["task"], self.meta.get("classes"), value)
+
+
+def _date_columns(date, holidays):
+    """The columns that preparing a table adds from its date column (parts, holidays)."""
+    import pandas as pd
+
+    from ..data.dates import add_date_parts, add_holidays
+    probe, _ = add_date_parts(pd.DataFrame({date: ["2020-06-15"]}), date, drop=True)
+    if holidays:
+        probe[date] = pd.to_datetime(["2020-06-15"])
+        probe, _ = add_holidays(probe, date, holidays)
+    return set(probe.columns) - {date}
 
 
 def _row_result(row, task):

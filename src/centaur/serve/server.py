@@ -12,6 +12,7 @@ def serve(model_dir, flags, config=None):
     from pydantic import ValidationError
 
     from .app import create_app
+    from .engine import load_engine
     from .settings import ServeSettings
     try:
         settings = ServeSettings(model_dir=model_dir, _env_file=config, **flags)
@@ -21,11 +22,12 @@ def serve(model_dir, flags, config=None):
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         warn(f"serving on {settings.host}, reachable from other machines, without a token: anyone who can reach "
              "it can use the model and write feedback. Set CENTAUR_SERVE_TOKEN to require one.")
+    engine = load_engine(settings)  # a damaged model or a missing model.onnx: one line, before binding
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     print(f"serving {model_dir} at http://{'[' + host + ']' if ':' in host else host}:{port}/ "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
-    config = uvicorn.Config(create_app(settings), log_level="warning", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(create_app(settings, engine), log_level="warning", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 

@@ -1,0 +1,69 @@
+"""The service's web page in a real browser (headless Chromium): upload, prediction, heatmap, contest."""
+import os
+import shutil
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import EMOJI, ROOT
+from serve_helpers import start_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+         "--no-first-run", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        if os.environ.get("CENTAUR_REQUIRE_BROWSER"):
+            pytest.fail(f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium package")
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_upload_see_prediction_and_heatmap_then_contest_it(browser, tiny_model, tmp_path, viewport):
+    db = tmp_path / "feedback.sqlite"
+    proc, url = start_server(tiny_model, "--feedback-db", db)
+    try:
+        page = browser.new_page(viewport=viewport)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_selector("#image-input:not(.hidden)")
+        assert "3 classes" in page.text_content("#about")
+        image = sorted((EMOJI / "food").glob("*.png"))[0]
+        page.set_input_files("#file", str(image))
+        page.wait_for_selector("#result:not(.hidden)")
+        label = page.text_content("#label")
+        assert label in ("animal", "face", "food")
+        assert page.locator("#bars .bar").count() == 3
+        page.wait_for_function("document.getElementById('heatmap').naturalWidth > 0")
+        assert page.evaluate("document.getElementById('heatmap').src").startswith("data:image/png;base64,")
+        # the page fits a phone: nothing wider than the screen
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+
+        page.click("#contest-open")
+        other = next(c for c in ("animal", "face", "food") if c != label)
+        page.select_option("#correct", other)
+        page.fill("#comment", "this is a slice of pizza")
+        page.click("#contest-send")
+        page.wait_for_selector("#contest-status.ok")
+        assert "saved as case 1" in page.text_content("#contest-status")
+        shots = ROOT / "runs" / "screenshots"
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / f"serve_page_{viewport['width']}.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    row = sqlite3.connect(db).execute("SELECT correct, comment, input FROM feedback").fetchone()
+    assert row[0] == f'"{other}"' and row[1] == "this is a slice of pizza" and row[2] == image.read_bytes()
