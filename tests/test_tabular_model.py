@@ -316,3 +316,36 @@ def test_learner_refuses_mistakes():
         tabular_learner(dls, progress=False)
     with pytest.raises(CentaurError, match="unknown task"):
         default_metrics("regresion")
+
+
+def test_one_gather_matches_one_embedding_per_column():
+    # the flat lookup (one gather over the tables laid end to end) must equal n_cat nn.Embedding
+    # calls, forward and backward, whatever the widths
+    torch.manual_seed(0)
+    model = TabularModel([1001, 3, 29, 1], n_cont=2, n_out=1, layers=[8], emb_szs=[7, None, 4, 2])
+    for e in model.embeds:
+        torch.nn.init.normal_(e.weight)
+    x_cat = torch.stack([torch.randint(0, n, (64,)) for n in model.cardinalities], 1)  # (64, 4)
+    out = model.embed(x_cat)
+    ref = torch.cat([e(x_cat[:, i]) for i, e in enumerate(model.embeds)], dim=1)
+    assert torch.equal(out, ref)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    flat_grads = [e.weight.grad.clone() for e in model.embeds]
+    model.zero_grad()
+    ref = torch.cat([e(x_cat[:, i]) for i, e in enumerate(model.embeds)], dim=1)
+    ref.backward(grad)
+    for g, e in zip(flat_grads, model.embeds):
+        assert torch.allclose(g, e.weight.grad, atol=1e-6)
+    # the lookup adds nothing to the saved weights
+    assert [k for k in model.state_dict() if k.startswith("_")] == []
+
+
+@pytest.mark.parametrize("column,code", [(0, 1001), (1, -1), (2, 29)])
+def test_codes_outside_a_table_refused(column, code):
+    # without the check, a too-large code would silently read the next column's table
+    model = TabularModel([1001, 3, 29], n_cont=0, n_out=1, layers=[4])
+    x_cat = torch.zeros(4, 3, dtype=torch.long)
+    x_cat[2, column] = code
+    with pytest.raises(CentaurError, match=f"categorical column {column} has codes outside"):
+        model(x_cat, torch.zeros(4, 0))

@@ -287,7 +287,10 @@ class GroupLrs(Callback):
         self.phases.append([])
 
     def before_step(self):
-        self.phases[-1].append([g["lr"] for g in self.learn.opt.param_groups])
+        # one rate per learner group (each is split into decayed and not-decayed optimizer groups)
+        by_group = {g["learner_group"]: g["lr"] for g in self.learn.opt.param_groups}
+        assert all(by_group[g["learner_group"]] == g["lr"] for g in self.learn.opt.param_groups)
+        self.phases[-1].append([by_group[i] for i in sorted(by_group)])
 
 
 def test_fine_tune_uses_discriminative_lrs():
@@ -332,7 +335,9 @@ def test_adamw_decoupled_weight_decay():
     learn = Learner(color_dls(), model, wd=0.1, progress=False)
     learn.create_opt()
     assert type(learn.opt) is torch.optim.AdamW
-    assert all(g["weight_decay"] == 0.1 for g in learn.opt.param_groups)
+    decayed = {id(p) for g in learn.opt.param_groups if g["weight_decay"] == 0.1 for p in g["params"]}
+    assert id(model.idle) in decayed
+    assert {g["weight_decay"] for g in learn.opt.param_groups} == {0.1, 0.0}
     lr = 1e-2
     learn.fit(2, lr=lr)
     steps = learn.step
@@ -460,3 +465,30 @@ def test_progress_in_a_notebook_updates_one_bar_and_one_table_in_place():
     # the table appears once and is then replaced, ending with a row per epoch
     assert [o["update"] for o in tables] == [False, True]
     assert tables[-1]["data"]["text/html"].count("<tr>") == 3 and "valid_loss" in tables[-1]["data"]["text/html"]
+
+
+def test_batch_norm_and_biases_are_not_decayed_unless_asked():
+    # fastai's wd_bn_bias=False: decay only pulls weights of linear maps and embeddings toward 0
+    learn = tiny_learner(wd=0.1)
+    learn.create_opt()
+    wd_of = {id(p): g["weight_decay"] for g in learn.opt.param_groups for p in g["params"]}
+    names = dict(learn.model.named_parameters())
+    assert len(wd_of) == len(names)  # every parameter once
+    for name, p in names.items():
+        is_bn = name.startswith("body.1.") or isinstance(_module_of(learn.model, name), nn.BatchNorm1d)
+        expected = 0.0 if is_bn or name.endswith(".bias") else 0.1
+        assert wd_of[id(p)] == expected, name
+    # each learner group (body, head) maps to its optimizer groups, and one rate per learner group
+    assert sorted({g["learner_group"] for g in learn.opt.param_groups}) == [0, 1]
+    assert learn.n_lr_groups == 2
+    learn.fit(1, lr=[1e-4, 1e-2])
+    assert all(g["lr"] == [1e-4, 1e-2][g["learner_group"]] for g in learn.opt.param_groups)
+    with pytest.raises(CentaurError, match="3 learning rates for 2 parameter groups"):
+        learn.fit(1, lr=[1e-4, 1e-3, 1e-2])
+    everything = tiny_learner(wd=0.1, wd_bn_bias=True)
+    everything.create_opt()
+    assert all(g["weight_decay"] == 0.1 for g in everything.opt.param_groups)
+
+
+def _module_of(model, param_name):
+    return model.get_submodule(param_name.rsplit(".", 1)[0])

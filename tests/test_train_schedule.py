@@ -83,8 +83,11 @@ class _RecordGroups(Callback):
         self.seen = []
 
     def before_step(self):
-        groups = self.learn.opt.param_groups
-        self.seen.append(([g["lr"] for g in groups], [g["betas"][0] for g in groups]))
+        # one entry per learner group: its decayed and not-decayed optimizer groups move together
+        groups = {}
+        for g in self.learn.opt.param_groups:
+            assert groups.setdefault(g["learner_group"], (g["lr"], g["betas"][0])) == (g["lr"], g["betas"][0])
+        self.seen.append(([groups[i][0] for i in sorted(groups)], [groups[i][1] for i in sorted(groups)]))
 
 
 def _two_group_learner():

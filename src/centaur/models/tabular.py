@@ -110,6 +110,7 @@ class TabularModel(nn.Module):
             # level starts near the others, and training pulls apart the ones that differ
             nn.init.trunc_normal_(e.weight, std=0.01, a=-0.02, b=0.02)
         self.emb_drop = nn.Dropout(self.embed_p)
+        self._init_flat_lookup()
         self.bn_cont = nn.BatchNorm1d(self.n_cont) if bn_cont and self.n_cont else None
         self.n_emb = sum(self.emb_szs)
 
@@ -126,6 +127,41 @@ class TabularModel(nn.Module):
             blocks.append(SigmoidRange(*self.y_range))
         self.layers = nn.Sequential(*blocks)
 
+    def _init_flat_lookup(self):
+        """Index buffers that turn all embedding lookups into one gather from the tables laid end to end.
+
+        Output feature j of the concatenated embeddings comes from column col_of[j], at
+        position j - start of that column's row: in the flat vector of every table's weights
+        (table i's (n_i, d_i) rows after those of tables 0..i-1) that is
+        base[j] + code * stride[j], with stride = d_i and base = table offset + position.
+        One gather forward and one scatter-add backward replace n_cat embedding calls and
+        n_cat sparse-to-dense gradient kernels (fastai issue 3949: tabular speed is per-call
+        overhead). The weights stay one nn.Embedding per column, so state dicts and
+        model.embeds[i] read as before. Buffers are not persistent: not saved, rebuilt here.
+        """
+        dims = torch.tensor(self.emb_szs, dtype=torch.long)  # (n_cat,)
+        sizes = torch.tensor([n * d for n, d in zip(self.cardinalities, self.emb_szs)], dtype=torch.long)
+        offsets = torch.cumsum(sizes, 0) - sizes  # (n_cat,) start of each table in the flat vector
+        col_of = torch.repeat_interleave(torch.arange(len(self.emb_szs)), dims)  # (n_emb,)
+        within = torch.cat([torch.arange(d) for d in self.emb_szs]) if self.emb_szs else torch.zeros(0, dtype=torch.long)
+        self.register_buffer("_col_of", col_of, persistent=False)
+        self.register_buffer("_stride", dims[col_of], persistent=False)  # (n_emb,)
+        self.register_buffer("_base", offsets[col_of] + within, persistent=False)  # (n_emb,)
+        self.register_buffer("_cards", torch.tensor(self.cardinalities, dtype=torch.long), persistent=False)
+
+    def embed(self, x_cat):  # x_cat (B, n_cat) int64 -> (B, n_emb)
+        """The concatenated embeddings of every categorical column, before embedding dropout."""
+        # an out-of-range code would read a neighbouring table here (nn.Embedding would fail): refuse it
+        if x_cat.numel() and (bool((x_cat < 0).any()) or bool((x_cat >= self._cards).any())):
+            bad = [i for i in range(x_cat.shape[1]) if int(x_cat[:, i].min()) < 0
+                   or int(x_cat[:, i].max()) >= self.cardinalities[i]]
+            raise CentaurError(f"categorical column {bad[0]} has codes outside 0..{self.cardinalities[bad[0]] - 1} "
+                               f"(min {int(x_cat[:, bad[0]].min())}, max {int(x_cat[:, bad[0]].max())}); codes come "
+                               "from the processor the model was trained with.")
+        flat = torch.cat([e.weight.reshape(-1) for e in self.embeds])  # (sum n_i * d_i,)
+        idx = x_cat.index_select(1, self._col_of) * self._stride + self._base  # (B, n_emb)
+        return flat.index_select(0, idx.reshape(-1)).view(x_cat.shape[0], -1)  # (B, n_emb)
+
     def forward(self, x_cat, x_cont):  # x_cat (B, n_cat) int64, x_cont (B, n_cont) float -> (B, n_out)
         if x_cat.shape[-1] != len(self.embeds) or x_cont.shape[-1] != self.n_cont:
             raise CentaurError(f"this model takes {len(self.embeds)} categorical and {self.n_cont} continuous "
@@ -133,8 +169,7 @@ class TabularModel(nn.Module):
                                "must match the ones it was trained on.")
         parts = []
         if self.embeds:
-            x = torch.cat([e(x_cat[:, i]) for i, e in enumerate(self.embeds)], dim=1)  # (B, n_emb)
-            parts.append(self.emb_drop(x))
+            parts.append(self.emb_drop(self.embed(x_cat)))  # (B, n_emb)
         if self.n_cont:
             parts.append(self.bn_cont(x_cont) if self.bn_cont is not None else x_cont)  # (B, n_cont)
         x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]  # (B, n_emb + n_cont)

@@ -9,6 +9,7 @@ import sys
 import time
 
 from ..core.errors import CentaurError, did_you_mean
+from .schedule import one_cycle
 
 EVENTS = (
     "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
@@ -69,12 +70,13 @@ class OneCycle(Callback):
         self.div, self.div_final, self.pct_start, self.moms = div, div_final, pct_start, moms
 
     def before_batch(self):
-        from .schedule import one_cycle
         learn = self.learn
         if not learn.training:
             return
-        lrs = self.lr_max or [self.lr_single] * len(learn.opt.param_groups)
-        for group, lr_max in zip(learn.opt.param_groups, lrs):
+        lrs = self.lr_max or [self.lr_single]
+        for group in learn.opt.param_groups:
+            # several optimizer groups share a learner group (decayed or not): one rate each
+            lr_max = lrs[group.get("learner_group", 0)] if len(lrs) > 1 else lrs[0]
             lr, beta1 = one_cycle(learn.step, learn.total_steps, lr_max, self.div, self.div_final,
                                   self.pct_start, self.moms)
             group["lr"] = lr
@@ -92,7 +94,7 @@ class Recorder(Callback):
 
     def after_batch(self):
         if self.learn.training:
-            self.losses.append(self.learn.loss.item())
+            self.losses.append(self.learn.loss_value)
             self.lrs.append(self.learn.opt.param_groups[-1]["lr"])
 
     def after_epoch(self):
@@ -161,19 +163,31 @@ class ProgressCallback(Callback):
                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
                                 console=self.console, transient=True)
             self.task = self.bar.add_task(what, total=total, info="")
+            self.pending, self.sent = 0, time.perf_counter()
             self.bar.start()
 
     def after_batch(self):
         if self.bar is None:
             return
-        info = f"loss {self.learn.smooth_loss:.4f}" if self.learn.training else ""
         if self.html:
-            self.bar.advance(info)
-        else:
-            self.bar.update(self.task, advance=1, info=info)
+            self.bar.advance(f"loss {self.learn.smooth_loss:.4f}" if self.learn.training else "")
+            return
+        # rich redraws 10 times a second anyway; telling it about every batch (thousands a second
+        # on a table) costs more than the redraws, so batches are counted here and sent in bunches
+        self.pending += 1
+        now = time.perf_counter()
+        if now - self.sent >= 0.1:
+            self._send(now)
+
+    def _send(self, now):
+        info = f"loss {self.learn.smooth_loss:.4f}" if self.learn.training else ""
+        self.bar.update(self.task, advance=self.pending, info=info)
+        self.pending, self.sent = 0, now
 
     def _stop_bar(self):
         if self.bar is not None:
+            if not self.html and self.pending:
+                self._send(time.perf_counter())
             self.bar.stop()
             self.bar = None
 

@@ -21,14 +21,17 @@ class Learner:
 
     param_groups: lists of parameters that get their own learning rate (body, head), so
     fine-tuning can train the pretrained body slower than the new head.
+    wd: AdamW's decoupled weight decay; wd_bn_bias=True also decays batch norm and bias
+    parameters (off by default, as in fastai).
 
     >>> learn = Learner(dls, model, metrics=["accuracy"])  # doctest: +SKIP
     >>> learn.fit_one_cycle(3, 1e-3)                        # doctest: +SKIP
     """
 
     def __init__(self, dls, model, loss_func=None, metrics=(), cbs=(), wd=0.01, path="runs",
-                 param_groups=None, progress=True):
+                 param_groups=None, progress=True, wd_bn_bias=False):
         self.dls, self.model, self.wd, self.path = dls, model, wd, Path(path)
+        self.wd_bn_bias = wd_bn_bias
         self.loss_func = loss_func or dls.y_block.loss_func()
         self.metrics = [self._metric(m) for m in metrics]
         self.param_groups = param_groups or [list(model.parameters())]
@@ -112,10 +115,40 @@ class Learner:
     # --- optimizer and freezing ---
 
     def create_opt(self):
-        # AdamW: weight decay decoupled from the gradient step (Loshchilov & Hutter, arXiv:1711.05101);
-        # betas and eps as fastai's defaults, which suit one-cycle training.
-        groups = [{"params": list(g)} for g in self.param_groups]
-        self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=self.wd)
+        """AdamW over the parameter groups; each group is split in two for weight decay.
+
+        Weight decay is decoupled from the gradient step (Loshchilov & Hutter, arXiv:1711.05101);
+        betas and eps are fastai's defaults, which suit one-cycle training. As fastai does
+        (wd_bn_bias=False), batch norm weights and biases and every bias are not decayed:
+        decay pulls a norm layer's scale toward 0 and a bias toward 0, neither of which is
+        a simpler model. So learner group i becomes optimizer groups with
+        `"learner_group": i` (decayed, then not decayed); fit and OneCycle set one lr per
+        learner group. The fused CPU/GPU kernel updates all tensors of a group in one call
+        (fastai uses foreach-style updates too), several times faster than a Python loop.
+        """
+        no_decay = set() if self.wd_bn_bias else _no_decay_ids(self.model)
+        groups = []
+        for i, params in enumerate(self.param_groups):
+            params = list(params)
+            decay = [p for p in params if id(p) not in no_decay]
+            rest = [p for p in params if id(p) in no_decay]
+            for part, wd in ((decay, self.wd), (rest, 0.0)):
+                if part:
+                    groups.append({"params": part, "weight_decay": wd, "learner_group": i})
+        kind = _update_kind([p for g in groups for p in g["params"]])
+        self.opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=self.wd, **kind)
+
+    def set_lrs(self, lrs):
+        """Set the learning rate of every optimizer group from one rate per learner group."""
+        for group in self.opt.param_groups:
+            group["lr"] = lrs[group.get("learner_group", 0)] if len(lrs) > 1 else lrs[0]
+
+    @property
+    def n_lr_groups(self):
+        """How many learning rates fit and fit_one_cycle take: one per learner parameter group."""
+        if self.opt is None:
+            return len(self.param_groups)
+        return max(g.get("learner_group", 0) for g in self.opt.param_groups) + 1
 
     def freeze(self):
         """Train only the last parameter group (the head); the body keeps its pretrained weights."""
@@ -139,12 +172,11 @@ class Learner:
             raise CentaurError(f"the number of epochs must be a positive integer, got {n_epoch!r}.")
         if self.opt is None:
             self.create_opt()
-        lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * len(self.opt.param_groups)
-        if len(lrs) != len(self.opt.param_groups):
-            raise CentaurError(f"got {len(lrs)} learning rates for {len(self.opt.param_groups)} parameter groups; "
+        lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * self.n_lr_groups
+        if len(lrs) != self.n_lr_groups:
+            raise CentaurError(f"got {len(lrs)} learning rates for {self.n_lr_groups} parameter groups; "
                                "give one rate, or one per parameter group (body, head).")
-        for group, group_lr in zip(self.opt.param_groups, lrs):
-            group["lr"] = group_lr
+        self.set_lrs(lrs)
         self.n_epoch = n_epoch
         self.total_steps = n_epoch * len(self.dls.train)
         self.step = start_epoch * len(self.dls.train)
@@ -189,7 +221,7 @@ class Learner:
         for xb, yb in self.dls.train:
             try:
                 self._do_batch(xb, yb)
-                losses.append(self.loss.item())
+                losses.append(self.loss_value)
             except CancelBatch:
                 pass
         self("after_train")
@@ -221,8 +253,9 @@ class Learner:
         self("after_step")
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
-        # an exponential moving average keeps the progress bar's loss readable
-        loss = self.loss.item()
+        # an exponential moving average keeps the progress bar's loss readable; loss_value is
+        # the batch's loss as a float, read once for every callback that wants it
+        loss = self.loss_value = self.loss.item()
         self.smooth_loss = loss if math.isnan(self.smooth_loss) else 0.98 * self.smooth_loss + 0.02 * loss
         self("after_batch")
 
@@ -316,6 +349,32 @@ class Learner:
         """Try rising learning rates on a copy of the weights; suggest one (see lr_find.py)."""
         from .lr_find import lr_find
         return lr_find(self, start_lr, end_lr, num_it, plot)
+
+
+# Layers whose parameters are scales and shifts, never decayed (fastai's wd_bn_bias=False)
+_NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+def _no_decay_ids(model):
+    """ids of the parameters of normalization layers and of every bias."""
+    ids = set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if isinstance(module, _NORM_LAYERS) or name == "bias":
+                ids.add(id(p))
+    return ids
+
+
+def _update_kind(params):
+    """fused=True where PyTorch has the fused AdamW kernel for these tensors, else foreach.
+
+    torch's own default on CPU is a Python loop over the tensors, one small update each;
+    on a tabular model (many small tensors) that loop alone took as long as the backward pass.
+    """
+    devices = {p.device.type for p in params}
+    if all(p.is_floating_point() for p in params) and devices <= {"cpu", "cuda", "mps", "xpu"}:
+        return {"fused": True}
+    return {"foreach": True}
 
 
 def _snake(name):
