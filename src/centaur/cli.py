@@ -97,7 +97,10 @@ def build_parser():
     tab.add_argument("--group", help="column whose groups are kept whole on one side of the split")
     tab.add_argument("--cat", nargs="+", help="categorical columns (default: chosen by type)")
     tab.add_argument("--cont", nargs="+", help="continuous columns (default: chosen by type)")
-    tab.add_argument("--task", choices=["regression", "classification"], help="default: chosen from the target")
+    tab.add_argument("--task", choices=["regression", "classification", "multi_label"],
+                     help="default: chosen from the target (multi_label is never guessed)")
+    tab.add_argument("--label-delim", default=" ",
+                     help="with --task multi_label: what separates the labels in a cell (default: a space)")
     tab.add_argument("--holidays", help="country code for holiday features from the date, e.g. PT, US, DE")
     tab.add_argument("--log-target", action="store_true", help="train on log(target), for percentage errors")
     tab.add_argument("--layers", type=_positive_int, nargs="+", default=[200, 100], help="hidden layer sizes")
@@ -125,7 +128,8 @@ def build_parser():
                                                                  "onnxruntime (needs `centaur export MODEL --onnx`)")
     s.add_argument("--threads", type=_positive_int, help="CPU threads for the model (default: all cores)")
     s.add_argument("--max-batch-size", type=_positive_int, help="most requests run together (default 16)")
-    s.add_argument("--max-wait-ms", type=float, help="how long a request waits for others to batch with (default 5)")
+    s.add_argument("--max-wait-ms", type=float, help="how long a request waits for others to batch with (default 0: those "
+                                                                 "that arrive while the model runs are batched)")
     s.add_argument("--max-body-bytes", type=_positive_int, help="largest request body (default 10,000,000)")
     s.add_argument("--max-pixels", type=_positive_int, help="largest image in pixels (default 20,000,000)")
     s.add_argument("--max-in-flight", type=_positive_int, help="most requests at once before 503 (default 64)")
@@ -238,7 +242,7 @@ def train_table(args, data, out):
     train_tabular(data, args.target, out, cat=args.cat, cont=args.cont, date=args.date, holidays=args.holidays,
                   group=args.group, valid_pct=args.valid_last or args.valid_pct, task=args.task,
                   epochs=args.epochs or 5, lr=lr, bs=args.bs or 1024, layers=tuple(args.layers),
-                  log_target=args.log_target, seed=args.seed, threads=args.threads)
+                  log_target=args.log_target, seed=args.seed, threads=args.threads, label_delim=args.label_delim)
 
 
 def predict_table(args):
@@ -249,9 +253,12 @@ def predict_table(args):
     result = predictor.predict_table(args.paths[0])
     for col, n in predictor.unseen_.items():
         print(f"note: {n} rows have a {col!r} value not seen in training (treated as unknown).", file=sys.stderr)
+    # per row: how many of its categories were never seen in training (predicted as unknown)
+    result["n_unseen"] = predictor.unseen_rows_
     result.to_csv(args.out or sys.stdout, index_label="row")
-    if args.out:
-        print(f"wrote {len(result)} predictions to {args.out}", file=sys.stderr)
+    n_rows = int((predictor.unseen_rows_ > 0).sum())
+    unseen = f"; {n_rows} with categories not seen in training (column n_unseen)" if n_rows else ""
+    print(f"wrote {len(result)} predictions" + (f" to {args.out}" if args.out else "") + unseen, file=sys.stderr)
     return 0
 
 

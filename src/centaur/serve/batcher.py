@@ -5,7 +5,7 @@ waiting input, gathers more until `max_batch_size` or `max_wait_ms` has passed, 
 batch in a single worker thread, so the event loop never blocks on the model and the model
 never runs twice at once (its intra-op threads already use every core). While a batch runs,
 the next one fills up: under load, batches grow by themselves; alone, a request waits at
-most max_wait_ms.
+most max_wait_ms (default 0: not at all).
 """
 import asyncio
 import time
@@ -20,7 +20,7 @@ class Batcher:
     42
     """
 
-    def __init__(self, run_batch, max_batch_size=16, max_wait_ms=5.0, on_batch=None):
+    def __init__(self, run_batch, max_batch_size=16, max_wait_ms=0.0, on_batch=None):
         self.run_batch, self.max_batch_size, self.max_wait = run_batch, max_batch_size, max_wait_ms / 1000
         self.on_batch = on_batch  # called with (batch size, seconds in the model), for metrics
         self.queue, self.task = None, None

@@ -21,7 +21,9 @@ class ServeSettings(BaseSettings):
     runtime: Literal["torch", "onnx"] = "torch"
     threads: Optional[int] = Field(None, ge=1, description="torch threads for the model (default: all cores)")
     max_batch_size: int = Field(16, ge=1, description="most requests run through the model together")
-    max_wait_ms: float = Field(5.0, ge=0, description="how long the first request of a batch waits for others")
+    # 0: never hold a request back; requests that arrive while the model runs form the next
+    # batch by themselves, so batching happens exactly when it pays (under load)
+    max_wait_ms: float = Field(0.0, ge=0, description="how long the first request of a batch waits for others")
     max_body_bytes: int = Field(10_000_000, ge=1, description="larger requests get 413")
     # 20 megapixels: any phone photo; a decompression bomb is refused from its header
     max_pixels: int = Field(20_000_000, ge=1, description="larger images get 422, before decoding")

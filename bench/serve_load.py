@@ -1,0 +1,169 @@
+"""Load test of `centaur serve` on loopback: throughput, latency percentiles, errors, memory.
+
+    .venv/bin/python bench/serve_load.py --model models/emoji --seconds 20 --soak 60 --out bench/out/serve.json
+
+Every run is bounded: N client threads for T seconds each, keep-alive HTTP/1.1 connections,
+each POSTing real PNG images from data/emoji as raw image/png bodies. Servers run as separate
+processes (`centaur serve --port 0`), one after the other, with the same threads. Figures:
+- bare forward: the model alone (BatchNorm folded, channels_last) on one preprocessed image,
+  median over repeats: the floor that one-image latency is compared with;
+- one client, batch size 1 vs dynamic batching, torch vs onnxruntime: p50/p95/p99 latency;
+- 8 clients: throughput with max_batch_size=1 against dynamic batching (max_batch_size=16);
+- soak: 8 clients for --soak seconds; errors and the server's RSS before and after.
+The clients share the machine's 2 cores with the server, as a proxy in front of it would.
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(model, *flags):
+    proc = subprocess.Popen([sys.executable, "-m", "centaur.cli", "serve", str(model), "--port", "0", *flags],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    line = proc.stderr.readline()
+    m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+    if not m:
+        raise SystemExit(f"server did not start: {line}{proc.stderr.read()}")
+    port = int(m.group(1))
+    for _ in range(600):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/ready")
+            if c.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server never became ready")
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load(port, images, clients, seconds):
+    """clients threads POST images for `seconds`; returns latencies (s), errors, wall time."""
+    latencies, errors, lock = [], [], threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(k):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        i = k
+        while time.monotonic() < stop_at:
+            body = images[i % len(images)]
+            i += clients
+            t = time.perf_counter()
+            try:
+                conn.request("POST", "/predict", body=body, headers={"Content-Type": "image/png"})
+                r = conn.getresponse()
+                r.read()
+                ok = r.status == 200
+            except OSError as e:
+                ok = False
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            dt = time.perf_counter() - t
+            with lock:
+                (latencies if ok else errors).append(dt)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, errors, time.perf_counter() - t0
+
+
+def summary(latencies, errors, wall):
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
+    return {"requests": len(latencies), "errors": len(errors), "throughput_rps": len(latencies) / wall,
+            "p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * q[94], "p99_ms": 1000 * q[98]}
+
+
+def bare_forward_ms(model, image, repeats=200):
+    import torch
+    from centaur.inference import Predictor
+    p = Predictor(model)
+    x = p.normalize(p.preprocess(image)[None])
+    with torch.inference_mode():
+        for _ in range(10):
+            p.model(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            p.model(x)
+            times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="models/emoji")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--soak", type=float, default=60)
+    ap.add_argument("--threads", default="2")
+    ap.add_argument("--out", default="bench/out/serve.json")
+    args = ap.parse_args()
+    model = Path(args.model)
+    if not (model / "model.json").is_file():
+        subprocess.run([sys.executable, "-m", "centaur.cli", "train", "data/emoji", "--out", str(model)], check=True)
+    onnx_dir = ROOT / "bench" / "out" / "serve_model_onnx"
+    shutil.rmtree(onnx_dir, ignore_errors=True)
+    shutil.copytree(model, onnx_dir, ignore=shutil.ignore_patterns("feedback.sqlite*", "checkpoint*"))
+    subprocess.run([sys.executable, "-m", "centaur.cli", "export", str(onnx_dir), "--onnx"], check=True,
+                   stderr=subprocess.DEVNULL)
+    images = [p.read_bytes() for p in sorted((ROOT / "data" / "emoji").rglob("*.png"))]
+    import torch
+    torch.set_num_threads(int(args.threads))
+    result = {"model": str(model), "threads": int(args.threads), "seconds": args.seconds,
+              "load_before": os.getloadavg(), "bare_forward_ms": bare_forward_ms(model, images[0])}
+    fb = ROOT / "bench" / "out" / "serve_feedback.sqlite"
+    runs = [("torch_bs1_1client", model, ["--max-batch-size", "1"], 1),
+            ("torch_dynamic_1client", model, [], 1),
+            ("onnx_dynamic_1client", onnx_dir, ["--runtime", "onnx"], 1),
+            ("torch_bs1_8clients", model, ["--max-batch-size", "1"], 8),
+            ("torch_dynamic_8clients", model, ["--max-batch-size", "16"], 8),
+            ("onnx_dynamic_8clients", onnx_dir, ["--runtime", "onnx", "--max-batch-size", "16"], 8)]
+    for name, where, flags, clients in runs:
+        proc, port = start(where, "--threads", args.threads, "--feedback-db", str(fb), *flags)
+        try:
+            load(port, images, clients, min(3.0, args.seconds))  # warm-up
+            result[name] = summary(*load(port, images, clients, args.seconds))
+            print(name, json.dumps(result[name]), file=sys.stderr)
+        finally:
+            proc.terminate()
+            proc.wait()
+    proc, port = start(model, "--threads", args.threads, "--feedback-db", str(fb))
+    try:
+        load(port, images, 8, min(3.0, args.soak))
+        before = rss_mb(proc.pid)
+        lat, err, wall = load(port, images, 8, args.soak)
+        result["soak"] = {**summary(lat, err, wall), "seconds": args.soak, "rss_before_mb": before,
+                          "rss_after_mb": rss_mb(proc.pid)}
+        print("soak", json.dumps(result["soak"]), file=sys.stderr)
+    finally:
+        proc.terminate()
+        proc.wait()
+    result["load_after"] = os.getloadavg()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
