@@ -83,3 +83,15 @@ def test_onnx_export_matches_pytorch_and_serves(tiny_model, tmp_path):
         assert c.get("/model").json()["runtime"] == "onnx"
         body = c.post("/predict?explain=true", content=png_bytes("face", 1), headers={"content-type": "image/png"}).json()
         assert body["label"] == torch_p.predict(png_bytes("face", 1))["label"] and body["heatmap"]
+
+
+def test_the_listening_socket_sends_small_replies_at_once():
+    """TCP_NODELAY on the listening socket: without it a reply waits 40 ms for a delayed ACK."""
+    import socket
+    from centaur.serve.server import _bind
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert sock.getsockname()[0] == "127.0.0.1" and sock.getsockname()[1] > 0
+    finally:
+        sock.close()
