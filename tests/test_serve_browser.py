@@ -9,6 +9,7 @@ import pytest
 
 from conftest import EMOJI, ROOT
 from serve_helpers import start_server
+from test_serve_table import table_model  # noqa: F401 (a fixture)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
@@ -67,3 +68,31 @@ def test_upload_see_prediction_and_heatmap_then_contest_it(browser, tiny_model, 
         proc.wait(timeout=30)
     row = sqlite3.connect(db).execute("SELECT correct, comment, input FROM feedback").fetchone()
     assert row[0] == f'"{other}"' and row[1] == "this is a slice of pizza" and row[2] == image.read_bytes()
+
+
+def test_a_table_model_gets_a_form_of_its_columns(browser, table_model, tmp_path):
+    model_dir, _ = table_model
+    proc, url = start_server(model_dir, "--feedback-db", tmp_path / "feedback.sqlite")
+    try:
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(url)
+        page.wait_for_selector("#row-input:not(.hidden)")
+        assert page.locator("#fields input").count() == 3  # day, shop, size: not the date's parts
+        assert page.get_attribute("#col-day", "type") == "date"
+        page.fill("#col-day", "2025-03-01")
+        page.fill("#col-shop", "east")
+        page.fill("#col-size", "4.5")
+        page.click("#row-input button[type=submit]")
+        page.wait_for_selector("#result:not(.hidden)")
+        assert float(page.text_content("#label")) > 0
+        assert page.is_hidden("#pics")  # no image, no heatmap
+        page.click("#contest-open")
+        page.fill("#correct-value", "31.5")
+        page.click("#contest-send")
+        page.wait_for_selector("#contest-status.ok")
+        page.screenshot(path=str(ROOT / "runs" / "screenshots" / "serve_table_390.png"), full_page=True)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    row = sqlite3.connect(tmp_path / "feedback.sqlite").execute("SELECT correct, input FROM feedback").fetchone()
+    assert row[0] == "31.5" and '"shop": "east"' in row[1].decode()
