@@ -51,3 +51,7 @@ log "centaur from scratch (random weights, same split, fine_tune phase only)"
 
 log "report"
 "$PY" bench/report.py --out-dir "$OUT" --md docs/benchmarks.md
+
+log "serving: load test of centaur serve on loopback (SOAK=${SOAK:-300} s soak)"
+"$PY" bench/serve_load.py --model models/emoji --threads "$THREADS" --seconds "${SERVE_SECONDS:-20}" \
+  --soak "${SOAK:-300}" --out "$OUT/serve.json" --md docs/benchmarks_serve.md >/dev/null

@@ -96,19 +96,26 @@ def summary(latencies, errors, wall):
 
 
 def bare_forward_ms(model, image, repeats=200):
+    """Median ms of one-image forwards: the model as loaded (eval), and as the server runs it
+    (BatchNorm folded, channels_last); the input is decoded and normalized beforehand."""
     import torch
     from centaur.inference import Predictor
+    from centaur.models.model_dir import load_model_dir
     p = Predictor(model)
     x = p.normalize(p.preprocess(image)[None])
-    with torch.inference_mode():
-        for _ in range(10):
-            p.model(x)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            p.model(x)
-            times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    loaded = load_model_dir(model)[0].eval()
+    out = {}
+    for name, net, inp in (("as_loaded", loaded, x.contiguous()), ("folded", p.model, x)):
+        with torch.inference_mode():
+            for _ in range(10):
+                net(inp)
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                net(inp)
+                times.append(time.perf_counter() - t)
+        out[name] = 1000 * statistics.median(times)
+    return out
 
 
 def main():
@@ -118,6 +125,7 @@ def main():
     ap.add_argument("--soak", type=float, default=60)
     ap.add_argument("--threads", default="2")
     ap.add_argument("--out", default="bench/out/serve.json")
+    ap.add_argument("--md", help="also write the markdown report here (docs/benchmarks_serve.md)")
     args = ap.parse_args()
     model = Path(args.model)
     if not (model / "model.json").is_file():
@@ -132,6 +140,7 @@ def main():
     torch.set_num_threads(int(args.threads))
     result = {"model": str(model), "threads": int(args.threads), "seconds": args.seconds,
               "load_before": os.getloadavg(), "bare_forward_ms": bare_forward_ms(model, images[0])}
+    print("bare forward ms", result["bare_forward_ms"], file=sys.stderr)
     fb = ROOT / "bench" / "out" / "serve_feedback.sqlite"
     runs = [("torch_bs1_1client", model, ["--max-batch-size", "1"], 1),
             ("torch_dynamic_1client", model, [], 1),
@@ -162,7 +171,59 @@ def main():
     result["load_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    if args.md:
+        Path(args.md).write_text(report(result))
+    print(report(result))
+
+
+def report(r):
+    """The markdown page docs/benchmarks_serve.md."""
+    bare, folded = r["bare_forward_ms"]["as_loaded"], r["bare_forward_ms"]["folded"]
+    one = r["torch_dynamic_1client"]
+    bs1, dyn = r["torch_bs1_8clients"], r["torch_dynamic_8clients"]
+    soak = r["soak"]
+    yes = lambda ok: "yes" if ok else "**no**"
+    rows = [
+        ("One-image p50 latency over HTTP vs the bare model forward", f"{one['p50_ms']:.1f} ms vs {bare:.1f} ms",
+         f"{one['p50_ms'] / bare:.2f}x", "<= 1.3x", yes(one["p50_ms"] <= 1.3 * bare)),
+        ("... vs the forward as the server runs it (BatchNorm folded)", f"{one['p50_ms']:.1f} ms vs {folded:.1f} ms",
+         f"{one['p50_ms'] / folded:.2f}x", "-", "-"),
+        ("8 clients: dynamic batching vs batch size 1, requests/s",
+         f"{dyn['throughput_rps']:.1f} vs {bs1['throughput_rps']:.1f}",
+         f"{dyn['throughput_rps'] / bs1['throughput_rps']:.2f}x", ">= 2x",
+         yes(dyn["throughput_rps"] >= 2 * bs1["throughput_rps"])),
+        (f"Soak: 8 clients for {soak['seconds']:.0f} s, errors", f"{soak['errors']} of {soak['requests'] + soak['errors']}",
+         "-", "0", yes(soak["errors"] == 0)),
+        ("Soak: server memory (RSS) before -> after, MB", f"{soak['rss_before_mb']:.0f} -> {soak['rss_after_mb']:.0f}",
+         f"{soak['rss_after_mb'] / soak['rss_before_mb']:.3f}x", "flat", yes(soak["rss_after_mb"] <= 1.05 * soak["rss_before_mb"])),
+        ("onnxruntime vs PyTorch, one client p50", f"{r['onnx_dynamic_1client']['p50_ms']:.1f} ms vs {one['p50_ms']:.1f} ms",
+         f"{r['onnx_dynamic_1client']['p50_ms'] / one['p50_ms']:.2f}x", "side by side", "-"),
+        ("onnxruntime vs PyTorch, 8 clients requests/s",
+         f"{r['onnx_dynamic_8clients']['throughput_rps']:.1f} vs {dyn['throughput_rps']:.1f}",
+         f"{r['onnx_dynamic_8clients']['throughput_rps'] / dyn['throughput_rps']:.2f}x", "side by side", "-"),
+    ]
+    lines = ["# Serving benchmark: `centaur serve` under load on loopback", "",
+             "Written by `bench/serve_load.py` (see its docstring for the method). One run; every server is a "
+             f"separate `centaur serve` process with {r['threads']} torch threads, started one after the other; "
+             "clients are threads of the benchmark process on the same machine, each with a keep-alive HTTP/1.1 "
+             "connection, POSTing the 373 real PNGs of data/emoji in turn as raw image/png bodies "
+             f"({r['seconds']:.0f} s per configuration after a warm-up). Model: `{r['model']}`. "
+             f"Load average before: {', '.join(f'{v:.2f}' for v in r['load_before'])}; "
+             f"after: {', '.join(f'{v:.2f}' for v in r['load_after'])} (2 cores: figures above 2.5 are noisy).", "",
+             "| figure | measured | ratio | target | met? |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    lines += ["", "## Every configuration", "",
+              "| configuration | requests | errors | requests/s | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
+    for name in ("torch_bs1_1client", "torch_dynamic_1client", "onnx_dynamic_1client", "torch_bs1_8clients",
+                 "torch_dynamic_8clients", "onnx_dynamic_8clients", "soak"):
+        x = r[name]
+        lines.append(f"| {name} | {x['requests']} | {x['errors']} | {x['throughput_rps']:.1f} | {x['p50_ms']:.1f} | "
+                     f"{x['p95_ms']:.1f} | {x['p99_ms']:.1f} |")
+    lines += ["", f"Bare forward, one 128x128 image: {bare:.2f} ms as loaded, {folded:.2f} ms folded (medians).", "",
+              "## Reproduce", "", "```sh",
+              ".venv/bin/python bench/serve_load.py --model models/emoji --seconds 20 --soak 300 "
+              "--out bench/out/serve.json --md docs/benchmarks_serve.md", "```", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
