@@ -41,6 +41,9 @@ def test_messy_folder_trains_skipping_and_listing_bad_files(log_to_capsys, tmp_p
     for name in ("model.safetensors", "report.json", "loss.png", "batch.png"):
         assert (out / name).is_file(), name
     assert not (out / "checkpoint.safetensors").exists()  # removed once the model is written
+    split = json.loads((out / "split.json").read_text())  # which files validated, for `centaur report`
+    assert len(split["train"]) == meta["provenance"]["n_train"] and len(split["valid"]) == 3 * 3
+    assert all(f.startswith("valid/") and f.split("/")[1] == label for f, label in split["valid"])
 
     # the awkward formats also predict: converted, not refused
     rows = list(Predictor(out).predict_many(list(odd.values())))

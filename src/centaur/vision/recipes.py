@@ -65,6 +65,23 @@ def print_report(report, out=None):
     print(f"  baseline  {b['accuracy']:.3f}  (always '{b['class']}', the most common training class)", file=out)
 
 
+def split_record(dls, data):
+    """Which files trained and which validated, with their labels, relative to the data's root.
+
+    `centaur report` evaluates on exactly these validation files and checks the two sides for
+    duplicates, so the model directory must say which they were.
+    """
+    data = Path(data).resolve()
+    root = data if data.is_dir() else data.parent
+
+    def rel(x):
+        p = Path(x).resolve()
+        return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+    return {"root": str(root), **{side: [[rel(x), y] for x, y in zip(ds.xs, ds.ys)]
+                                  for side, ds in (("train", dls.train_ds), ("valid", dls.valid_ds))}}
+
+
 def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpoint, resume):
     """Refuse impossible options up front; returns the learning rate (a float, or 'auto')."""
     from ..models.backbones import PACKAGED, resolve_arch
@@ -143,5 +160,6 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
     dls.show_batch(out / "batch.png")
     checkpoint.unlink(missing_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "split.json").write_text(json.dumps(split_record(dls, data)))
     print(f"model written to {out}/ (predict with: centaur predict {out} IMAGE...)")
     return report
