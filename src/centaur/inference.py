@@ -194,12 +194,29 @@ class TabularPredictor:
         self.batch_size = batch_size
         self.unseen_ = {}
 
-    def _prepare(self, df):
+    def required_columns(self):
+        """The columns a table must have: the date (whose parts are made here) and the other inputs."""
         from .data.dates import add_date_parts, add_holidays
         date = self.prep.get("date")
+        made = set()
         if date:
-            if date not in df.columns:
-                raise CentaurError(f"the table has no date column {date!r}, which this model was trained with.")
+            # the columns made from the date, found by making them for one made-up day
+            one = pd.DataFrame({date: pd.to_datetime(["2020-01-01"])})
+            _, parts = add_date_parts(one, date, drop=False)
+            made |= set(parts)
+            if self.prep.get("holidays"):
+                _, hol = add_holidays(one, date, self.prep["holidays"])
+                made |= set(hol)
+        names = [c for c in self.processor.input_cat_names_ + self.processor.cont_names_ if c not in made]
+        return ([date] if date else []) + names
+
+    def _prepare(self, df):
+        from .data.dates import add_date_parts, add_holidays
+        from .data.processors import check_columns
+        # every missing column at once (the date included), not one error per attempt
+        check_columns(df, self.required_columns())
+        date = self.prep.get("date")
+        if date:
             keep = df[date]
             df, _ = add_date_parts(df, date, drop=True)
             if self.prep.get("holidays"):
@@ -219,6 +236,11 @@ class TabularPredictor:
         df = read_table(table)
         cat, cont = self._prepare(df)
         self.unseen_ = {k: v for k, v in getattr(self.processor, "unseen_", {}).items() if v}
+        # (N,) per row: categories given but never seen in training (code 0 is both missing and unseen)
+        self.unseen_rows_ = np.zeros(len(df), dtype=np.int64)
+        for j, col in enumerate(self.processor.cat_names_):
+            if self.unseen_.get(col) and col in df.columns:
+                self.unseen_rows_ += (cat[:, j] == 0) & df[col].notna().to_numpy()
         x_cat, x_cont = torch.from_numpy(cat), torch.from_numpy(cont)
         outs = [self.model(x_cat[i:i + self.batch_size], x_cont[i:i + self.batch_size])
                 for i in range(0, len(x_cat), self.batch_size)]

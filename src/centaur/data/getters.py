@@ -3,6 +3,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..core.errors import CentaurError, check_choice, did_you_mean
@@ -115,18 +116,76 @@ def is_missing(value):
 
 
 def read_table(source):
-    """A DataFrame from a DataFrame, a CSV file or a Parquet file, with a clear error otherwise."""
+    """A DataFrame from a DataFrame, a CSV file or a Parquet file, with a clear error otherwise.
+
+    A CSV line with more or fewer fields than the header is refused with its line number:
+    pandas would fill a short line with missing values (or read a long one's first field as
+    the row's index), and the model would learn from shifted columns.
+
+    >>> read_table("bookings.csv").shape  # doctest: +SKIP
+    (15402, 27)
+    """
     if isinstance(source, pd.DataFrame):
         return source
     path = Path(source)
     if not path.is_file():
         raise CentaurError(f"table {str(path)!r} does not exist; give a CSV or Parquet file.")
+    parquet = path.suffix.lower() in (".parquet", ".pq")
+    if not parquet:
+        check_csv_fields(path)
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
+        return pd.read_parquet(path) if parquet else pd.read_csv(path)
     except Exception as e:  # pandas raises many types for a malformed file
         raise CentaurError(f"could not read table {str(path)!r}: {e}") from e
+
+
+def check_csv_fields(path, show=5):
+    """Raise CentaurError naming the lines of a CSV whose number of fields differs from the header's.
+
+    Without quotes in the file, fields are counted with numpy over the bytes (commas per line,
+    no Python per row); with quotes (a field may hold commas or newlines) the csv module counts
+    them. Blank lines are skipped, as pandas does.
+    """
+    data = Path(path).read_bytes()
+    if not data.strip():
+        return  # pandas says the file is empty
+    if b'"' not in data:
+        buf = np.frombuffer(data, dtype=np.uint8)  # (n_bytes,)
+        newlines = np.flatnonzero(buf == ord("\n"))  # (n_lines,) end of each line
+        starts = np.concatenate([[0], newlines + 1])  # (n_lines + 1,) start of each line, and past the end
+        ends = np.concatenate([newlines, [len(buf)]])
+        ends = ends - (ends > starts) * (buf[np.maximum(ends - 1, 0)] == ord("\r"))  # CRLF files
+        commas = np.zeros(len(starts), dtype=np.int64)  # (n_lines + 1,) commas on each line
+        inside = starts < len(buf)
+        commas[inside] = np.add.reduceat(buf == ord(","), starts[inside], dtype=np.int64)
+        lines = np.flatnonzero(ends > starts)  # non-blank lines
+        if len(lines) == 0:
+            return
+        fields = commas[lines] + 1
+        bad = np.flatnonzero(fields != fields[0])
+        found = [(int(lines[i]) + 1, int(fields[i])) for i in bad[:show]]
+        n_bad, expected = len(bad), int(fields[0])
+    else:
+        import csv
+        import io
+        text = data.decode("utf-8", errors="replace")
+        reader = csv.reader(io.StringIO(text, newline=""))
+        expected, found, n_bad = None, [], 0
+        for row in reader:
+            if not row:
+                continue
+            if expected is None:
+                expected = len(row)
+            elif len(row) != expected:
+                n_bad += 1
+                if len(found) < show:
+                    found.append((reader.line_num, len(row)))
+    if n_bad:
+        where = ", ".join(f"line {line} has {n}" for line, n in found) + (f" (and {n_bad - len(found)} more)"
+                                                                           if n_bad > len(found) else "")
+        raise CentaurError(f"table {str(path)!r} has {n_bad} malformed line(s) whose number of fields differs from "
+                           f"the header's {expected}: {where}. Fix or remove them (a field with a comma needs "
+                           "quotes), then run again.")
 
 
 def table_items(df):

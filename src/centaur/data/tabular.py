@@ -65,8 +65,9 @@ def split_table(df, valid_pct=0.2, seed=None, date=None, group=None):
         how = f"{group!r} has too few groups ({len(uniques)}) to split by group"
     else:
         if _date_like_columns(df):
-            warn(f"splitting randomly although the table has date column(s) {_date_like_columns(df)}; if the model "
-                 "will predict later dates, validate on the latest ones instead (date=...).")
+            warn(f"splitting randomly although the table has date column(s) {_date_like_columns(df)}: validation "
+                 "rows then come from the same dates as training, which overstates accuracy on later dates. "
+                 "Validate on the latest ones instead (date=COLUMN; at the command line --date COLUMN).")
         perm = np.random.default_rng(seed).permutation(n)
         cut = int(round(valid_pct * n))
         train, valid = np.sort(perm[cut:]), np.sort(perm[:cut])

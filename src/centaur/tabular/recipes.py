@@ -9,7 +9,6 @@ import pandas as pd
 import torch
 
 from ..core.errors import CentaurError, did_you_mean
-from ..core.log import warn
 from ..core.seed import set_seed
 from ..data.dates import add_date_parts, add_holidays
 from ..data.getters import read_table
@@ -27,12 +26,24 @@ def _check_column(df, name, what):
                            f"{did_you_mean(name, df.columns)}")
 
 
+TASKS = {"regression": "regression", "classification": "single_label", "single_label": "single_label",
+         "multi_label": "multi_label", "multi-label": "multi_label"}
+
+
 def choose_task(y, task=None):
-    """'regression' or 'single_label' for a target column, saying why when it is not obvious."""
+    """'regression', 'single_label' or 'multi_label' for a target column, saying why when it is not obvious.
+
+    Multi-label (several labels per row, in one text cell split by a separator) is never
+    guessed: ask for it with task='multi_label'.
+
+    >>> choose_task(pd.Series(["a", "b"]))
+    'single_label'
+    """
     if task is not None:
-        if task not in ("regression", "classification"):
-            raise CentaurError(f"unknown task {task!r}; use 'regression' or 'classification'.")
-        return "regression" if task == "regression" else "single_label"
+        if task not in TASKS:
+            raise CentaurError(f"unknown task {task!r}; use 'regression', 'classification' or 'multi_label'."
+                               + did_you_mean(task, TASKS))
+        return TASKS[task]
     if pd.api.types.is_bool_dtype(y) or not pd.api.types.is_numeric_dtype(y):
         return "single_label"
     if pd.api.types.is_integer_dtype(y) and y.nunique() <= MAX_CARD:
@@ -73,6 +84,23 @@ def choose_columns(df, target, cat=None, cont=None, exclude=()):
     return (cat or auto_cat), (cont or auto_cont)
 
 
+def add_date_columns(cat, cont, date_cols):
+    """(cat, cont) with the columns made from a date added: categories, except two numbers.
+
+    Each weekday, month, week and flag gets an embedding; the elapsed time and the day of
+    the year are numbers: under a time split most days of the year in validation were never
+    seen in training, so an embedding of them would know nothing, while a number still
+    places them between days it knows.
+
+    >>> add_date_columns(["shop"], ["price"], ["dayMonth", "dayDayofyear", "dayElapsed"])
+    (['shop', 'dayMonth'], ['price', 'dayDayofyear', 'dayElapsed'])
+    """
+    numbers = [c for c in date_cols if c.endswith(("Elapsed", "Dayofyear"))]
+    cat = list(dict.fromkeys(list(cat) + [c for c in date_cols if c not in numbers]))
+    cont = list(dict.fromkeys(list(cont) + numbers))
+    return cat, cont
+
+
 def prepare_table(df, date=None, holidays=None):
     """Expand the date column into parts (and holidays); returns (df, new columns)."""
     new = []
@@ -90,25 +118,55 @@ def prepare_table(df, date=None, holidays=None):
     return df, new
 
 
-def evaluate_table(learn, task):
-    """Validation metrics with 95% bootstrap intervals beside the baseline (mean or majority)."""
+def evaluate_table(learn, task, log_target=False):
+    """Validation metrics with 95% bootstrap intervals beside a baseline with its own interval.
+
+    Regression: RMSE, MAE, RMSPE and R2 beside always predicting the training mean; with
+    log_target (the model learned log(y)) the metrics are on the original scale (predictions
+    and targets exponentiated), and the RMSE of the log is kept as rmse_log.
+    Single-label: accuracy (and AUC for two classes) beside the majority class. Multi-label:
+    accuracy_multi (each row-label decision at a 0.5 threshold) beside predicting every
+    label that is present in most training rows. Every interval uses the same resamples
+    (seed 0), so a model's and its baseline's can be compared.
+    """
     preds, targets = learn.get_preds()
     report = {"n_valid": len(targets)}
     train_y = learn.dls.train.y
-    if task == "regression":
-        names = ["rmse", "mae", "r2"]
-        base = train_y.float().mean()
-        report["baseline"] = {"strategy": "training mean", "value": round(float(base), 6),
-                              "rmse": round(METRICS["rmse"](base.expand_as(targets), targets), 6)}
-    else:
-        names = ["accuracy"] + (["auc"] if preds.shape[-1] == 2 else [])
-        top = int(torch.bincount(train_y.view(-1)).argmax())
-        report["baseline"] = {"strategy": "majority class", "class": learn.dls.y_block.vocab[top],
-                              "accuracy": round(float((targets == top).float().mean()), 6)}
-    for name in names:
+    n_boot = 200 if len(targets) > 100_000 else 1000
+
+    def scored(name, p, t):
         m = METRICS[name]
-        low, high = bootstrap_ci(m, preds, targets, n_boot=200 if len(targets) > 100_000 else 1000)
-        report[name] = {"value": round(m(preds, targets), 6), "ci95": [round(low, 6), round(high, 6)]}
+        low, high = bootstrap_ci(m, p, t, n_boot=n_boot)
+        return {"value": round(m(p, t), 6), "ci95": [round(low, 6), round(high, 6)]}
+
+    if task == "regression":
+        if log_target:
+            report["rmse_log"] = scored("rmse", preds, targets)
+            preds, targets, train_y = preds.double().exp(), targets.double().exp(), train_y.double().exp()
+        base = train_y.double().mean()
+        for name in ("rmse", "mae", "rmspe", "r2"):
+            report[name] = scored(name, preds, targets)
+        base_preds = base.expand(targets.shape).to(targets.dtype)
+        rmse_base = scored("rmse", base_preds, targets)
+        report["baseline"] = {"strategy": "training mean", "value": round(float(base), 6),
+                              "rmse": rmse_base["value"], "rmse_ci95": rmse_base["ci95"]}
+    elif task == "multi_label":
+        report["accuracy_multi"] = scored("accuracy_multi", preds, targets)
+        common = (train_y.float().mean(0) > 0.5).float()  # (k,) labels present in most training rows
+        # logits of +-10 stand for certain yes/no, so the same metric scores the baseline
+        base_preds = (common * 20 - 10).expand(targets.shape)
+        acc = scored("accuracy_multi", base_preds, targets)
+        labels = [c for c, on in zip(learn.dls.y_block.vocab, common.tolist()) if on]
+        report["baseline"] = {"strategy": "labels in most training rows", "labels": labels,
+                              "accuracy_multi": acc["value"], "accuracy_multi_ci95": acc["ci95"]}
+    else:
+        for name in ["accuracy"] + (["auc"] if preds.shape[-1] == 2 else []):
+            report[name] = scored(name, preds, targets)
+        top = int(torch.bincount(train_y.view(-1).long()).argmax())
+        acc = scored("accuracy", torch.nn.functional.one_hot(torch.full_like(targets, top), preds.shape[-1]).float(),
+                     targets)
+        report["baseline"] = {"strategy": "majority class", "class": learn.dls.y_block.vocab[top],
+                              "accuracy": acc["value"], "accuracy_ci95": acc["ci95"]}
     return report
 
 
@@ -117,18 +175,27 @@ def print_table_report(report, out=None):
     print(f"\nvalidation ({report['n_valid']} rows):", file=out)
     for name, v in report.items():
         if isinstance(v, dict) and "ci95" in v:
-            print(f"  {name:<9} {v['value']:.4f}  (95% CI {v['ci95'][0]:.4f} to {v['ci95'][1]:.4f})", file=out)
+            print(f"  {name:<14} {v['value']:.4f}  (95% CI {v['ci95'][0]:.4f} to {v['ci95'][1]:.4f})", file=out)
     b = report["baseline"]
-    if "rmse" in b:
-        print(f"  baseline  rmse {b['rmse']:.4f}  (always predicting the training mean {b['value']:.4f})", file=out)
-    else:
-        print(f"  baseline  accuracy {b['accuracy']:.4f}  (always '{b['class']}', the most common class)", file=out)
+    for metric, why in (("rmse", f"always predicting the training mean {b.get('value', 0):.4f}"),
+                        ("accuracy", f"always '{b.get('class')}', the most common class"),
+                        ("accuracy_multi", f"always the labels in most training rows: {b.get('labels')}")):
+        if metric in b:
+            low, high = b[f"{metric}_ci95"]
+            print(f"  baseline {metric} {b[metric]:.4f}  (95% CI {low:.4f} to {high:.4f}; {why})", file=out)
+    if "note" in report:
+        print(f"  note: {report['note']}", file=out)
 
 
 def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=None, group=None, valid_pct=0.2,
                   task=None, epochs=5, lr=1e-2, bs=1024, layers=(200, 100), ps=0.0, embed_p=0.0,
-                  log_target=False, seed=42, threads=None, progress=True):
+                  log_target=False, seed=42, threads=None, progress=True, label_delim=" "):
     """Train a table model and write the model directory `out`; returns the validation report.
+
+    table: a CSV or Parquet file, or a pandas DataFrame. date: expanded into parts, and the
+    latest valid_pct of rows validate; group: whole groups validate instead (with a date too,
+    the date still gives features). task: 'regression', 'classification' or 'multi_label'
+    (labels in one cell, split on label_delim).
 
     >>> train_tabular("hotel_rates.csv", "avg_price_per_room", "models/hotels", date="arrival_date")  # doctest: +SKIP
     """
@@ -153,34 +220,30 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
             raise CentaurError(f"--log-target needs a positive target; {target!r} has zeros or negatives.")
         df = df.copy()
         df[target] = np.log(df[target])
-    date_like = [c for c in df.columns if c != date and "date" in c.lower()]
     df, date_cols = prepare_table(df, date, holidays)
     cat, cont = choose_columns(df, target, cat, cont, exclude=([date] if date else []) + date_cols)
-    # date parts are categories (each weekday, month, week gets an embedding), except the
-    # elapsed time and the day of the year, which are numbers: with a time split most days of
-    # the year in validation were never seen in training, so an embedding would know nothing
-    elapsed = [c for c in date_cols if c.endswith(("Elapsed", "Dayofyear"))]
-    cat = list(dict.fromkeys(cat + [c for c in date_cols if c not in elapsed]))
-    cont = list(dict.fromkeys(cont + elapsed))
-    train_idx, valid_idx = split_table(df, valid_pct, seed=seed, date=date, group=group)
-    split = f"latest {valid_pct:.0%} by {date!r}" if date else f"by group {group!r}" if group else "random"
-    if not date and date_like:
-        warn(f"a random split on a table with date columns {date_like}: validation rows come from the same "
-             "dates as training, which overstates accuracy on future data. Use --date COLUMN.")
+    cat, cont = add_date_columns(cat, cont, date_cols)
+    # with a group the split keeps groups whole, and the date only gives features; without
+    # either, split_table warns (once) when the table has date-like columns
+    train_idx, valid_idx = split_table(df, valid_pct, seed=seed, date=None if group else date, group=group)
+    split = f"by group {group!r}" if group else f"latest {valid_pct:.0%} by {date!r}" if date else "random"
     print(f"columns: {len(cat)} categorical {cat}\n         {len(cont)} continuous {cont}", file=sys.stderr)
     dls = TabularDataLoaders.from_df(df, target, cat, cont, y_kind, train_idx, valid_idx, bs=bs, seed=seed,
-                                     source=source)
+                                     source=source, label_delim=label_delim)
     print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation rows, {split} split",
           file=sys.stderr)
     learn = tabular_learner(dls, layers=layers, ps=ps, embed_p=embed_p, progress=progress)
     learn.plan = {"method": "fit_one_cycle", "epochs": epochs, "lr": lr}
     learn.fit_one_cycle(epochs, lr)
-    report = evaluate_table(learn, y_kind)
+    report = evaluate_table(learn, y_kind, log_target=log_target)
     if log_target:
-        report["note"] = "metrics are on the log of the target (--log-target)"
+        report["note"] = ("the model learned log(target) (--log-target); metrics are on the original scale, "
+                          "rmse_log on the log")
     print_table_report(report)
     prep = {"target": target, "date": date, "holidays": holidays, "log_target": log_target,
             "cat_names": cat, "cont_names": cont}
+    if y_kind == "multi_label":
+        prep["label_delim"] = label_delim
     provenance = {"split": split, "seed": seed, "valid_pct": valid_pct, "batch_size": bs, "group": group}
     export(learn, out, metrics=report, provenance=provenance, preprocessing=prep)
     (out / "report.json").write_text(json.dumps(report, indent=2))
