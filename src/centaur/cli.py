@@ -150,6 +150,43 @@ def build_parser():
     fe.add_argument("--out", required=True, help="folder to write: images in one folder per class, and "
                                                  "feedback.csv")
     fe.add_argument("--target", default="label", help="for a table model: the name of the corrected column")
+
+    dl = sub.add_parser("download", help="download images from a list of URLs into a folder",
+                        description="Download the images in URLS (a text file, one URL per line; blank lines and "
+                                    "# comments skipped) into FOLDER, in parallel, with timeouts, retries and size "
+                                    "and type checks. Files are named by a hash of their URL and never overwritten, "
+                                    "so running it again only fetches what is missing. Every failure is listed in "
+                                    "FOLDER/download_failures.csv. Exit status: 0 if any image was saved or already "
+                                    "there, 1 if none, 2 for a mistake in the command.")
+    dl.add_argument("urls", help="text file with one URL per line")
+    dl.add_argument("--out", required=True, help="folder to save the images in (created if missing)")
+    dl.add_argument("--workers", type=_positive_int, default=8, help="downloads at once (default 8)")
+    dl.add_argument("--timeout", type=_positive_float, default=10.0,
+                    help="seconds to wait for a connection and between reads (default 10)")
+    dl.add_argument("--max-bytes", type=_positive_int, default=20_000_000, help="largest file (default 20,000,000)")
+    dl.add_argument("--retries", type=_non_negative_int, default=3,
+                    help="extra tries after a timeout, a dropped connection, 429 or 5xx (default 3)")
+
+    v = sub.add_parser("verify", help="list the images in a folder that cannot be used",
+                       description="Open every image under FOLDER fully (hidden folders such as .centaur-trash "
+                                   "are skipped) and list those that are empty, truncated, not images or too "
+                                   "large. Exit status 1 if any is unusable.")
+    v.add_argument("folder")
+    v.add_argument("--decisions", help="also write a decisions CSV that deletes them (apply it with "
+                                       "`centaur clean CSV --root FOLDER`)")
+
+    c = sub.add_parser("clean", help="move or relabel images from a CSV of decisions (undoable, never deletes)",
+                       description="Apply DECISIONS.csv (columns file, action, new_label; action keep, delete or "
+                                   "relabel) to the images under --root. delete moves the file to "
+                                   "ROOT/.centaur-trash/<time>/, relabel moves it into the folder new_label beside "
+                                   "its class folder; nothing is overwritten or deleted. The whole CSV is checked "
+                                   "first and nothing moves if any line is wrong. A journal of the moves is written; "
+                                   "--undo JOURNAL puts the files back.")
+    c.add_argument("decisions", nargs="?", help="CSV with columns file, action and new_label")
+    c.add_argument("--root", help="folder the CSV's file paths are relative to")
+    c.add_argument("--trash", help="trash folder (default ROOT/.centaur-trash)")
+    c.add_argument("--dry-run", action="store_true", help="list what would move, move nothing")
+    c.add_argument("--undo", metavar="JOURNAL", help="move the files of an earlier run back (its journal.csv)")
     return parser
 
 
@@ -165,7 +202,8 @@ def main(argv=None):
         return e.code
     try:
         commands = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "serve": cmd_serve,
-                    "export": cmd_export, "feedback": cmd_feedback}
+                    "export": cmd_export, "feedback": cmd_feedback, "download": cmd_download, "verify": cmd_verify,
+                    "clean": cmd_clean}
         return commands[args.command](args) or 0
     except CentaurError as e:
         # only training raises TrainingInterrupted, so its module is loaded by then; not importing it
@@ -311,6 +349,88 @@ def cmd_feedback(args):
     n, csv_path = export_feedback(db, args.out, target=args.target)
     print(f"wrote {n} contested cases to {args.out} ({csv_path.name} lists them; retrain with: "
           f"centaur train {args.out} or merge its class folders into your training data)", file=sys.stderr)
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def cmd_download(args):
+    from .data.gather import FAILURES_CSV, download_images
+    report = download_images(args.urls, args.out, workers=args.workers, timeout=args.timeout,
+                             max_bytes=args.max_bytes, retries=args.retries)
+    if not report.results:
+        raise CentaurError(f"{args.urls!r} holds no URLs (blank lines and # comments are skipped); "
+                           "put one http:// or https:// URL per line.")
+    print(report.summary(), file=sys.stderr)
+    failures_csv = Path(args.out) / FAILURES_CSV
+    if report.failures:
+        for r in report.failures[:10]:
+            print(f"  line {r.line}: {r.url}: {r.reason}", file=sys.stderr)
+        more = f"; {len(report.failures) - 10} more" if len(report.failures) > 10 else ""
+        print(f"every failure is listed in {report.to_csv(failures_csv)}{more}", file=sys.stderr)
+    elif failures_csv.is_file():
+        failures_csv.unlink()  # from an earlier run: nothing failed this time
+        print(f"removed the old {failures_csv} (nothing failed this time)", file=sys.stderr)
+    return 0 if report.paths else 1
+
+
+def cmd_verify(args):
+    from .core.images import verify_images
+    from .data.getters import get_image_files
+    files = get_image_files(args.folder)
+    good, bad = verify_images(files)
+    root = Path(args.folder)
+    for path, reason in bad:
+        print(f"{path}: {reason}")
+    if args.decisions:
+        import csv
+        with open(args.decisions, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["file", "action", "new_label", "reason"])
+            writer.writerows([path.relative_to(root).as_posix(), "delete", "", reason] for path, reason in bad)
+    note = f"; delete them with: centaur clean {args.decisions} --root {args.folder}" if args.decisions and bad else ""
+    print(f"{len(good)} usable, {len(bad)} unusable of {len(files)} images in {args.folder}{note}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_clean(args):
+    from .data.gather import DecisionsError
+    try:
+        return _clean(args)
+    except DecisionsError as e:
+        for problem in e.problems:  # all of them, then the one error line
+            print(f"  {problem}", file=sys.stderr)
+        raise CentaurError(f"{len(e.problems)} problem(s) in {e.what} (listed above), so nothing was moved; "
+                           "fix them and run again.") from None
+
+
+def _clean(args):
+    from .data.gather import apply_cleaning, undo_cleaning
+    if args.undo:
+        if args.decisions:
+            raise CentaurError("give either DECISIONS.csv (to clean) or --undo JOURNAL (to put files back), not both.")
+        result = undo_cleaning(args.undo, dry_run=args.dry_run)
+        for move in result.moves:
+            print(f"{'would move' if args.dry_run else 'moved'} {move.source} -> {move.destination}")
+        print(f"{'would put' if args.dry_run else 'put'} {len(result.moves)} files back", file=sys.stderr)
+        return 0
+    if not args.decisions:
+        raise CentaurError("give the decisions CSV to apply (centaur clean DECISIONS.csv --root FOLDER), "
+                           "or --undo JOURNAL.")
+    if not args.root:
+        raise CentaurError("say which folder the CSV's file paths are relative to: --root FOLDER.")
+    result = apply_cleaning(args.decisions, args.root, trash=args.trash, dry_run=args.dry_run)
+    for move in result.moves:
+        print(f"{'would ' if args.dry_run else ''}{move.action} {move.source} -> {move.destination}")
+    print(result.summary(), file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
