@@ -6,8 +6,9 @@ The table (bench/tabular_data.py:hotel_rates) is split once with centaur's split
 latest 20% of arrival dates are validation (what a hotel would face: predict future prices).
 Then centaur's add_date_parts turns arrival_date into Year, Month, Week, Day, Dayofweek,
 Dayofyear, the month/quarter/year start and end flags and Elapsed. The columns are chosen
-once as centaur's `centaur train` would (text and small-integer columns categorical, date parts
-categorical except Elapsed, other numbers continuous) and written, with the row positions, to
+once as `centaur train` does, with the same functions (choose_columns, add_date_columns: text and
+small-integer columns categorical, date parts categorical except Elapsed and Dayofyear, other
+numbers continuous) and written, with the row positions, to
 bench/out/tabular_hotel_columns.json; the feature table goes to
 bench/out/tabular_hotel_features.parquet. Every side reads those:
 
@@ -48,7 +49,7 @@ def prepare(out_dir, valid_pct, layers, epochs, lr, bs):
     """Split, add date parts, choose columns; write the feature table and the columns file."""
     from centaur.data.dates import add_date_parts
     from centaur.data.tabular import split_table
-    from centaur.tabular.recipes import choose_columns
+    from centaur.tabular.recipes import add_date_columns, choose_columns
 
     df = tabular_data.hotel_rates()
     target, date = tabular_data.HOTEL_TARGET, tabular_data.HOTEL_DATE
@@ -60,9 +61,7 @@ def prepare(out_dir, valid_pct, layers, epochs, lr, bs):
              "train_idx": train_idx.tolist(), "valid_idx": valid_idx.tolist()}
     feats, date_cols = add_date_parts(df, date, drop=True)
     cat, cont = choose_columns(feats, target, exclude=date_cols)
-    elapsed = [c for c in date_cols if c.endswith("Elapsed")]
-    cat = cat + [c for c in date_cols if c not in elapsed]
-    cont = cont + elapsed
+    cat, cont = add_date_columns(cat, cont, date_cols)  # as `centaur train` does: Dayofyear a number too
     # integer columns to float for continuous features, so every side reads the same numbers
     feats = feats[cat + cont + [target]].copy()
     for c in cont:

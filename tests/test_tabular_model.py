@@ -275,6 +275,21 @@ def test_learner_regression_learns():
         assert torch.allclose(rebuilt(dls.valid.x_cat, dls.valid.x_cont), preds)
 
 
+def test_regression_starts_at_the_training_mean():
+    # the last bias holds the training mean, so an untrained model predicts the baseline
+    set_seed(0)
+    dls = regression_dls()
+    dls.train.y = dls.train.y + 1000.0  # a target far from 0, like a price
+    learn = tabular_learner(dls, layers=[16], progress=False)
+    assert learn.model.y_scale is None and learn.preprocessing["model"]["y_scale"] is None
+    learn.model.eval()
+    with torch.no_grad():
+        preds = learn.model(dls.train.x_cat, dls.train.x_cont)
+    mean = dls.train.y.double().mean().item()
+    assert learn.model.layers[-1].bias.item() == pytest.approx(mean, rel=1e-6)
+    assert abs(preds.double().mean().item() - mean) < 0.05 * dls.train.y.std().item()
+
+
 def test_learner_classification_learns():
     set_seed(0)
     dls = classification_dls()
