@@ -8,7 +8,8 @@ ALLOWED = {name: set(ORDER[: i + 1]) for i, name in enumerate(ORDER)}
 ALLOWED["tabular"] = set(ORDER[:4]) | {"tabular"}  # beside vision: each builds on train, not on the other
 ALLOWED["vision"] = set(ORDER)
 ALLOWED["inference"] = {"core", "data", "models", "inference"}
-ALLOWED["serve"] = ALLOWED["inference"] | {"serve"}  # a server loads models to predict; it never trains
+ALLOWED["serve"] = ALLOWED["inference"] | {"serve"}
+ALLOWED["interpret"] = set(ORDER) | {"tabular", "inference", "interpret"}  # a server loads models to predict; it never trains
 
 
 def _centaur_imports(path):

@@ -139,6 +139,17 @@ def build_parser():
     s.add_argument("--feedback-db", help="SQLite file for contested predictions (default MODEL/feedback.sqlite)")
     s.add_argument("--config", help="a file of CENTAUR_SERVE_<OPTION>=value lines")
 
+    r = sub.add_parser("report", help="one HTML report: evaluation, confusion, heatmaps, subgroups, data checks, "
+                                      "model card",
+                       description="Evaluate MODEL on the validation files it recorded, audit subgroups, check the "
+                                   "data for duplicates and label errors, and write one self-contained HTML file.")
+    r.add_argument("model", help="model directory written by `centaur train`")
+    r.add_argument("data", nargs="?", help="the data folder it was trained on (default: where it was then)")
+    r.add_argument("--groups", help="CSV with a file column and one column per grouping, for the subgroup audit")
+    r.add_argument("--out", help="HTML file to write (default: MODEL/report.html)")
+    r.add_argument("--no-checks", action="store_true", help="skip the duplicate and label-error checks")
+    r.add_argument("--top-k", type=_positive_int, default=9, help="how many top losses to show")
+
     e = sub.add_parser("export", help="export a model directory to another format (ONNX)")
     e.add_argument("model", help="model directory written by `centaur train`")
     e.add_argument("--onnx", action="store_true", help="write MODEL/model.onnx for onnxruntime")
@@ -202,8 +213,8 @@ def main(argv=None):
         return e.code
     try:
         commands = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "serve": cmd_serve,
-                    "export": cmd_export, "feedback": cmd_feedback, "download": cmd_download, "verify": cmd_verify,
-                    "clean": cmd_clean}
+                    "report": cmd_report, "export": cmd_export, "feedback": cmd_feedback, "download": cmd_download,
+                    "verify": cmd_verify, "clean": cmd_clean}
         return commands[args.command](args) or 0
     except CentaurError as e:
         # only training raises TrainingInterrupted, so its module is loaded by then; not importing it
@@ -332,6 +343,19 @@ def cmd_serve(args):
                                           "max_body_bytes", "max_pixels", "max_in_flight", "timeout_s", "token",
                                           "feedback_db")}
     return serve(args.model, {k: v for k, v in flags.items() if v is not None}, config=args.config)
+
+
+def cmd_report(args):
+    from .models.model_dir import read_meta
+    read_meta(args.model)
+    if args.data is not None and not Path(args.data).exists():
+        raise CentaurError(f"data folder {args.data!r} does not exist; give the folder the model was trained on.")
+    from .interpret.report import build_report
+    report = build_report(args.model, args.data, groups=args.groups, checks=not args.no_checks, top_k=args.top_k)
+    path = report.save(args.out or Path(args.model) / "report.html")
+    e = report.data["evaluation"]
+    print(f"accuracy {e['accuracy']['value']:.3f} (95% CI {e['accuracy']['ci95'][0]:.3f} to "
+          f"{e['accuracy']['ci95'][1]:.3f}) on {e['n']} validation images; report written to {path}", file=sys.stderr)
 
 
 def cmd_export(args):

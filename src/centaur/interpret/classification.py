@@ -1,0 +1,102 @@
+"""Interpreting a classifier: confusion matrix, most confused pairs, per-class scores, top losses.
+
+Predictions are computed once (the constructor's probabilities) and every view reuses them.
+"""
+from html import escape
+
+import numpy as np
+import torch
+
+from ..core.errors import CentaurError
+
+
+class ClassificationInterpretation:
+    """What a single-label classifier got right and wrong on a set of items.
+
+    probs: (N, K) probabilities; targets: (N,) class indices; items: N names (file paths).
+
+    >>> interp = ClassificationInterpretation.from_model_dir("models/emoji")  # doctest: +SKIP
+    >>> interp.most_confused()[:3]                                           # doctest: +SKIP
+    """
+
+    def __init__(self, probs, targets, classes, items=None, train_targets=None):
+        self.probs, self.targets = probs.float(), torch.as_tensor(targets).long()
+        self.classes = list(classes)
+        self.items = list(items) if items is not None else [str(i) for i in range(len(self.targets))]
+        self.train_targets = train_targets
+        if len(self.targets) == 0:
+            raise CentaurError("nothing to interpret: no items were predicted.")
+        self.preds = self.probs.argmax(-1)  # (N,)
+        p_true = self.probs.gather(1, self.targets[:, None])[:, 0].clamp(min=1e-12)
+        self.losses = -p_true.log()  # (N,) cross-entropy of each item
+
+    @classmethod
+    def from_model_dir(cls, model_dir, root=None, predictor=None):
+        """Predict the model's recorded validation files (split.json) and interpret them."""
+        from ..inference import Predictor
+        from .predictions import predict_files, read_split
+        predictor = predictor or Predictor(model_dir)
+        if predictor.task != "single_label":
+            raise CentaurError(f"this interpretation is for single-label classifiers; the model's task is "
+                               f"{predictor.task!r}.")
+        root, split = read_split(model_dir, root)
+        index = {c: i for i, c in enumerate(predictor.classes)}
+        valid = [(f, y) for f, y in split["valid"] if y in index]
+        probs, kept, errors = predict_files(predictor, [root / f for f, _ in valid])
+        interp = cls(probs, [index[valid[i][1]] for i in kept], predictor.classes, [valid[i][0] for i in kept],
+                     torch.tensor([index[y] for _, y in split["train"] if y in index], dtype=torch.long))
+        interp.root, interp.unreadable = root, {valid[i][0]: e for i, e in errors.items()}
+        return interp
+
+    def confusion_matrix(self):
+        """(K, K) counts: row = actual class, column = predicted class."""
+        k = len(self.classes)
+        return torch.bincount(self.targets * k + self.preds, minlength=k * k).view(k, k).numpy()
+
+    def most_confused(self, min_count=1):
+        """[(actual, predicted, count)] of the off-diagonal cells, most frequent first."""
+        cm = self.confusion_matrix()
+        pairs = [(self.classes[i], self.classes[j], int(cm[i, j])) for i in range(len(cm)) for j in range(len(cm))
+                 if i != j and cm[i, j] >= min_count]
+        return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))
+
+    def per_class(self):
+        """[{class, precision, recall, f1, support}] from the confusion matrix."""
+        cm = self.confusion_matrix().astype(np.float64)
+        rows = []
+        for i, name in enumerate(self.classes):
+            tp, predicted, actual = cm[i, i], cm[:, i].sum(), cm[i].sum()
+            precision = tp / predicted if predicted else 0.0
+            recall = tp / actual if actual else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            rows.append({"class": name, "precision": precision, "recall": recall, "f1": f1, "support": int(actual)})
+        return rows
+
+    def top_losses(self, k=9):
+        """The k items the model got most wrong: [{item, actual, predicted, loss, probability}].
+
+        probability is what the model gave its own prediction; p_actual what it gave the truth.
+        """
+        order = self.losses.argsort(descending=True)[:k]
+        return [{"item": self.items[i], "actual": self.classes[self.targets[i]],
+                 "predicted": self.classes[self.preds[i]], "loss": self.losses[i].item(),
+                 "probability": self.probs[i, self.preds[i]].item(),
+                 "p_actual": self.probs[i, self.targets[i]].item()} for i in order.tolist()]
+
+    def plot_confusion(self, path=None):
+        """The confusion matrix as a PNG (bytes, or written to `path`)."""
+        from .plots import confusion_png
+        return confusion_png(self.confusion_matrix(), self.classes, path)
+
+    def _repr_html_(self):
+        rows = "".join(f"<tr><td>{escape(a)}</td><td>{escape(p)}</td><td>{n}</td></tr>"
+                       for a, p, n in self.most_confused()[:10])
+        acc = (self.preds == self.targets).double().mean().item()
+        return (f"<p>{len(self.targets)} items, accuracy {acc:.3f}</p>"
+                f"<img src='data:image/png;base64,{_b64(self.plot_confusion())}'>"
+                f"<table><tr><th>actual</th><th>predicted</th><th>count</th></tr>{rows}</table>")
+
+
+def _b64(png):
+    import base64
+    return base64.b64encode(png).decode()

@@ -1,0 +1,98 @@
+"""Heatmaps from a network's activations: class activation maps and Grad-CAM for any CNN.
+
+Hooks are context managers that always remove themselves, so an exception halfway through
+never leaves a hook behind on the user's model.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Hook:
+    """Keep the output of `module` (forward) and, with backward=True, the gradient of it.
+
+    >>> with Hook(model.body) as hook:   # doctest: +SKIP
+    ...     model(x)
+    >>> hook.output.shape                # doctest: +SKIP
+    """
+
+    def __init__(self, module, backward=False):
+        self.module, self.backward = module, backward
+        self.output = self.grad = None
+        self.handles = []
+
+    def _forward(self, module, inputs, output):
+        self.output = output
+        if self.backward and output.requires_grad:
+            output.register_hook(self._keep_grad)
+
+    def _keep_grad(self, grad):
+        self.grad = grad
+
+    def __enter__(self):
+        self.handles.append(self.module.register_forward_hook(self._forward))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+        return False
+
+
+def last_conv_layer(model):
+    """The module whose output is the last 4-D feature map: the body for our models, else the
+    last Conv2d (timm CNNs end their body with a 1x1 conv and an activation)."""
+    body = getattr(model, "body", None)
+    if body is not None:
+        return body
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("the model has no Conv2d layer; heatmaps need a convolutional network.")
+    return convs[-1]
+
+
+def _normalize(maps, size):  # (B, h, w) -> (B, H, W) in [0, 1]
+    maps = maps.clamp(min=0)
+    maps = maps / maps.flatten(1).amax(1).clamp(min=1e-12).view(-1, 1, 1)
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def grad_cam(model, x, target=None, layer=None):
+    """Grad-CAM (Selvaraju et al. 2017): (heatmaps (B, H, W) in [0, 1], logits (B, K)).
+
+    Channels of `layer`'s output are weighted by the mean gradient of the target class's
+    score with respect to them. target: class indices (B,), default the predicted classes.
+
+    >>> maps, logits = grad_cam(model.eval(), images)   # doctest: +SKIP
+    """
+    layer = layer or last_conv_layer(model)
+    with torch.inference_mode(False), torch.enable_grad(), Hook(layer, backward=True) as hook:
+        x = x.clone().requires_grad_(True)  # gradients reach the layer even if its weights are frozen
+        logits = model(x)  # (B, K)
+        if target is None:
+            target = logits.argmax(-1)
+        target = torch.as_tensor(target).view(-1, 1)
+        logits.gather(1, target).sum().backward()
+        acts, grads = hook.output.detach(), hook.grad  # (B, C, h, w) each
+    weights = grads.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
+    return _normalize((weights * acts).sum(1), x.shape[-2:]), logits.detach()
+
+
+def class_activation_map(model, x, target=None, layer=None, classifier=None):
+    """CAM (Zhou et al. 2016) for a network that ends in global average pooling and one linear
+    layer: the class's linear weights applied to every position of the last feature map.
+    Returns (heatmaps (B, H, W) in [0, 1], logits (B, K)).
+
+    classifier: that final nn.Linear (default: the model's last Linear).
+    """
+    layer = layer or last_conv_layer(model)
+    classifier = classifier or [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad(), Hook(layer) as hook:
+        logits = model(x)  # (B, K)
+        acts = hook.output  # (B, C, h, w)
+    if target is None:
+        target = logits.argmax(-1)
+    w = classifier.weight[torch.as_tensor(target).view(-1)]  # (B, C)
+    maps = torch.einsum("bc,bchw->bhw", w, acts)
+    return _normalize(maps, x.shape[-2:]), logits

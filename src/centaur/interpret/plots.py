@@ -1,0 +1,68 @@
+"""Plots for the interpretation tools, as PNG bytes (matplotlib, no display needed)."""
+import io
+
+import numpy as np
+
+
+def _figure(width=5, height=4):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt, *plt.subplots(figsize=(width, height))
+
+
+def _png(plt, fig, path=None):
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    data = buf.getvalue()
+    if path is not None:
+        with open(path, "wb") as f:
+            f.write(data)
+    return data
+
+
+def confusion_png(cm, classes, path=None):
+    """Counts with actual classes as rows and predictions as columns."""
+    n = len(classes)
+    plt, fig, ax = _figure(1.2 + 0.55 * n, 1.0 + 0.5 * n)
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    top = cm.max() if cm.size else 0
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > top / 2 else "black")
+    return _png(plt, fig, path)
+
+
+def reliability_png(calibration, path=None):
+    """Accuracy against confidence per bin; the diagonal is perfect calibration."""
+    plt, fig, ax = _figure(4, 4)
+    bins = calibration["bins"]
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
+    if bins:
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="model")
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"expected calibration error {calibration['ece']:.3f}")
+    ax.legend(loc="upper left")
+    return _png(plt, fig, path)
+
+
+def image_grid_png(images, titles, cols=3, path=None):
+    """(H, W, 3) uint8 images in a grid with a title each."""
+    rows = max(1, int(np.ceil(len(images) / cols)))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows))
+    for ax in np.asarray(axes).ravel():
+        ax.axis("off")
+    for ax, img, title in zip(np.asarray(axes).ravel(), images, titles):
+        ax.imshow(img)
+        ax.set_title(title, fontsize=8)
+    return _png(plt, fig, path)

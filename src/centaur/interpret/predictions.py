@@ -1,0 +1,53 @@
+"""Predictions for a recorded split of a model directory: probabilities, once, for every tool."""
+import json
+from pathlib import Path
+
+import torch
+
+from ..core.errors import CentaurError
+from ..core.images import ImageError
+
+
+def read_split(model_dir, root=None):
+    """(root, {'train': [(file, label)], 'valid': [...]}) from the model directory's split.json.
+
+    root: where the data lives now (default: where it was when the model trained).
+    """
+    path = Path(model_dir) / "split.json"
+    if not path.is_file():
+        raise CentaurError(f"{str(model_dir)!r} has no validation set recorded (split.json is missing: the model "
+                           "was trained by an older centaur or by hand). Retrain it with `centaur train`, which "
+                           "records which files validated.")
+    try:
+        split = json.loads(path.read_text())
+        root = Path(root) if root is not None else Path(split["root"])
+        sides = {side: [(f, y) for f, y in split[side]] for side in ("train", "valid")}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise CentaurError(f"{str(path)!r} is damaged ({e}); retrain the model to write it again.") from None
+    if not sides["valid"]:
+        raise CentaurError(f"{str(path)!r} records no validation files; retrain with a validation split.")
+    if root.is_file():
+        root = root.parent
+    missing = [f for f, _ in sides["valid"] if not (root / f).is_file()]
+    if len(missing) == len(sides["valid"]):
+        raise CentaurError(f"none of the {len(missing)} validation files is under {str(root)!r} (first: "
+                           f"{missing[0]!r}); give the data folder the model was trained on.")
+    return root, sides
+
+
+def predict_files(predictor, files, batch_size=32):
+    """(probs (N, K) for the readable files, kept indices, {index: error}) for image files."""
+    probs, kept, errors = [], [], {}
+    for start in range(0, len(files), batch_size):
+        batch, idx = [], []
+        for i in range(start, min(start + batch_size, len(files))):
+            try:
+                batch.append(predictor.preprocess(files[i]))
+                idx.append(i)
+            except ImageError as e:
+                errors[i] = str(e)
+        if batch:
+            probs.append(predictor.forward(torch.stack(batch)))
+            kept.extend(idx)
+    k = len(predictor.classes or [0])
+    return (torch.cat(probs) if probs else torch.zeros(0, k)), kept, errors

@@ -1,0 +1,108 @@
+"""Subgroup audit (Gender Shades, Buolamwini and Gebru 2018): metrics for every group and every
+intersection of groups, with intervals; the largest gap flagged; small groups marked, not hidden.
+"""
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import CentaurError, did_you_mean
+from ..core.log import warn
+
+MIN_SIZE = 30  # below this an accuracy's 95% interval is wider than +-15 points: marked as too small
+
+
+def read_groups(path, items, file_col="file"):
+    """A DataFrame of group columns aligned with `items` (relative file names), or CentaurError.
+
+    The CSV has a file column and one column per grouping (skin type, farm, camera, ...). Rows
+    that match no item are reported with their line numbers; items without a row get no group.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CentaurError(f"groups file {str(path)!r} does not exist; give a CSV with a {file_col!r} column and "
+                           "one column per grouping.")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e:
+        raise CentaurError(f"could not read groups file {str(path)!r}: {e}") from None
+    if file_col not in table.columns:
+        raise CentaurError(f"groups file {str(path)!r} has no column {file_col!r}; its columns are "
+                           f"{list(table.columns)}.{did_you_mean(file_col, table.columns)}")
+    columns = [c for c in table.columns if c != file_col]
+    if not columns:
+        raise CentaurError(f"groups file {str(path)!r} has only the {file_col!r} column; add one column per grouping.")
+    by_name = {}
+    for item in items:
+        by_name.setdefault(Path(item).name, []).append(item)
+    wanted = set(items)
+    keys, unmatched = [], []
+    for line, name in enumerate(table[file_col], start=2):  # line 1 is the header
+        name = name.strip().replace("\\", "/")
+        if name in wanted:
+            keys.append(name)
+        elif len(by_name.get(Path(name).name, [])) == 1:  # a bare file name, unique among the items
+            keys.append(by_name[Path(name).name][0])
+        else:
+            keys.append(None)
+            unmatched.append((line, name))
+    if len(unmatched) == len(table):
+        raise CentaurError(f"no row of {str(path)!r} matches a validation file (line {unmatched[0][0]}: "
+                           f"{unmatched[0][1]!r}; a validation file: {items[0]!r}). Use paths relative to the "
+                           "data folder.")
+    if unmatched:
+        shown = ", ".join(f"line {n} ({f!r})" for n, f in unmatched[:5])
+        warn(f"{len(unmatched)} row(s) of {path.name} match no validation file and are ignored: {shown}"
+             + (" ..." if len(unmatched) > 5 else ""))
+    table = table.assign(_key=keys).dropna(subset=["_key"]).drop_duplicates("_key", keep="last")
+    aligned = table.set_index("_key").reindex(items)[columns]
+    for col in columns:
+        values = aligned[col].dropna().unique()
+        if len(values) < 2:
+            warn(f"group column {col!r} has {len(values)} value(s) among the validation files: it compares "
+                 "nothing and is left out.")
+            aligned = aligned.drop(columns=col)
+    if aligned.shape[1] == 0:
+        raise CentaurError(f"no column of {str(path)!r} has two or more groups among the validation files.")
+    return aligned, unmatched
+
+
+def audit(correct, groups, min_size=MIN_SIZE, n_boot=1000, seed=0):
+    """Accuracy per group, per pair of group columns (intersections), with 95% intervals.
+
+    correct: (N,) booleans (was item i predicted right); groups: DataFrame of N rows.
+    Returns {'rows': [...], 'gaps': [...], 'min_size': ...}; each row has the columns and
+    values that define it, n, accuracy, ci95, too_small. Each gap is the largest difference
+    in accuracy between two groups of one column set, both with at least min_size items.
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    rows, gaps = [], []
+    groups = groups.reset_index(drop=True)
+    columns = list(groups.columns)
+    sets = [(c,) for c in columns] + list(combinations(columns, 2))
+    for cols in sets:
+        table = groups[list(cols)].dropna()
+        found = []
+        for values, idx in table.groupby(list(cols)).indices.items():
+            values = values if isinstance(values, tuple) else (values,)
+            hits = correct[table.index[idx]]  # the index holds row positions (reset above)
+            boot = hits[rng.integers(0, len(hits), (n_boot, len(hits)))].mean(1)
+            row = {"columns": list(cols), "values": [str(v) for v in values], "n": len(hits),
+                   "accuracy": float(hits.mean()), "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+                   "too_small": len(hits) < min_size, "_boot": boot}
+            found.append(row)
+        rows.extend(found)
+        big = [r for r in found if not r["too_small"]]
+        if len(big) >= 2:
+            best, worst = max(big, key=lambda r: r["accuracy"]), min(big, key=lambda r: r["accuracy"])
+            diff = best["_boot"] - worst["_boot"]
+            gaps.append({"columns": list(cols), "best": best["values"], "worst": worst["values"],
+                         "gap": best["accuracy"] - worst["accuracy"],
+                         "ci95": [float(np.quantile(diff, 0.025)), float(np.quantile(diff, 0.975))]})
+    for r in rows:
+        del r["_boot"]
+    gaps.sort(key=lambda g: -g["gap"])
+    return {"rows": rows, "gaps": gaps, "min_size": min_size}
+
