@@ -34,6 +34,9 @@ log "hotel_rates: centaur, fastai, LightGBM (seeds $SEEDS, configs $CONFIGS)"
 log "throughput: 1M-row Rossmann-shaped table"
 "$PY" bench/tabular_throughput.py --threads "$THREADS" --out-dir "$OUT" --out "$OUT/tabular_throughput.json"
 
+log "where a training step goes (one process, interleaved)"
+"$PY" bench/tabular_step_profile.py --threads "$THREADS" --out "$OUT/tabular_step_profile.json"
+
 log "report"
 "$PY" bench/tabular_report.py --out-dir "$OUT" --md docs/benchmarks_tabular.md >/dev/null
 log "wrote docs/benchmarks_tabular.md"

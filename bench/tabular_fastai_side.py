@@ -51,6 +51,9 @@ def build_learner(df, cols, splits, bs, layers, seed):
     return to, dls, learn
 
 
+CHUNK = 50  # batches per timed chunk (both sides)
+
+
 class _Timer:
     """A fastai callback: training-loop time, and an early stop after max_batches batches.
 
@@ -68,13 +71,17 @@ class _Timer:
                 self.max_batches, self.stopped_early = max_batches, False
 
             def before_train(self):
-                self.t0 = time.perf_counter()
-                self.n = 0
+                self.t0 = self.tc = time.perf_counter()
+                self.n, self.chunks = 0, []
 
             def after_batch(self):
                 if not self.training:
                     return
                 self.n += 1
+                if self.n % CHUNK == 0:  # time per batch over each CHUNK batches: bursts of load show up
+                    now = time.perf_counter()
+                    self.chunks.append(1000 * (now - self.tc) / CHUNK)
+                    self.tc = now
                 if budget_s and self.n == 50 and self.max_batches is None:
                     projected = (time.perf_counter() - self.t0) / 50 * len(self.dls.train)
                     if projected > budget_s:
@@ -143,7 +150,7 @@ def run_throughput(args):
            "bs": args.bs, "n_train": len(splits[0]), "n_valid": len(splits[1]), "read_s": read_s,
            "prep_s": prep_s, "train_loop_s": timer.train_s, "train_batches": n_batches,
            "batches_per_epoch": len(dls.train), "per_batch_ms": 1000 * timer.train_s / max(1, n_batches),
-           "fit_s": None if timer.stopped_early else fit_s, "stopped_early": timer.stopped_early,
+           "chunk_ms": timer.chunks, "fit_s": None if timer.stopped_early else fit_s, "stopped_early": timer.stopped_early,
            "max_batches": timer.max_batches,
            "cat_names": list(to.cat_names), "cont_names": list(to.cont_names), "peak_rss_mb": peak_rss_mb()}
     Path(args.out).write_text(json.dumps(out, indent=2))

@@ -352,6 +352,9 @@ def test_one_gather_matches_one_embedding_per_column():
     ref.backward(grad)
     for g, e in zip(flat_grads, model.embeds):
         assert torch.allclose(g, e.weight.grad, atol=1e-6)
+    with torch.no_grad():  # prediction takes the per-column path: the same numbers
+        assert torch.equal(model.embed(x_cat), ref.detach())
+    assert model.embed(torch.zeros(3, 4, dtype=torch.long)).shape == (3, sum(model.emb_szs))
     # the lookup adds nothing to the saved weights
     assert [k for k in model.state_dict() if k.startswith("_")] == []
 
