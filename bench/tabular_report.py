@@ -161,7 +161,13 @@ NOTES = """## Notes on the changes behind these figures
   over the tensors); batch norm and bias parameters are not weight-decayed (fastai's
   wd_bn_bias=False); TabularModel looks all embeddings up with one gather from the tables laid
   end to end (one scatter-add backward instead of one sparse-to-dense kernel per column); the
-  rich progress bar is told about batches every 0.1 s rather than every batch.
+  rich progress bar is told about batches every 0.1 s rather than every batch. Before them the
+  epoch took 5.3 s against fastai's 9.8 s (0.537x); four runs of the throughput benchmark after
+  them, on 2026-12-01 at load averages 0.5 to 1.5, gave epoch ratios 0.39, 0.42, 0.48 and 0.49
+  (centaur 4.1 to 4.4 s every time, fastai 8.8 to 10.9 s): the spread is fastai's.
+  "fit_one_cycle(1) with validation" adds about 1 s on centaur's side that is neither training
+  nor validation (10 ms): torch imports torch._dynamo (0.9 s) the first time a process builds a
+  torch.optim optimizer; fastai has its own optimizer class.
 - Regression target: the model used to learn the standardized target (out * std + mean). On
   hotel_rates at batch 256 that gave RMSE 44-45 against fastai's 36-38 (fastai learns the raw
   target, starting at 0). Scaling the output by std multiplies every step of the last layer,
