@@ -79,13 +79,20 @@ def test_parquet_trains_and_predicts_from_the_command_line(tmp_path, capsys):
 
 def test_dataframe_with_non_text_column_names(tmp_path, capsys):
     df = shop_table()
-    df[7] = np.arange(len(df)) % 3  # a column named by a number: no crash on "date" in name
+    df[7] = np.arange(len(df)) % 3  # columns named by numbers: no crash on "date" in name
+    df[2.5] = np.linspace(0, 1, len(df))
     report = train_tabular(df, "sales", tmp_path / "m", date="day", epochs=1, bs=64, layers=(16,), threads=1,
                            progress=False)
     assert report["rmse"]["value"] < report["baseline"]["rmse"] * 1.5
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     assert meta["provenance"]["split"].startswith("latest")
-    assert "7" in [str(c) for c in meta["preprocessing"]["cat_names"]]
+    assert "7" in meta["preprocessing"]["cat_names"] and "2.5" in meta["preprocessing"]["cont_names"]
+    # the same DataFrame predicts: its names are read as text, as in training
+    pred = TabularPredictor(tmp_path / "m").predict_table(df.drop(columns=["sales"]).head(4))
+    assert len(pred) == 4 and pred["prediction"].notna().all()
+    clash = pd.DataFrame({1: [1.0, 2.0], "1": [3.0, 4.0], "y": [1.0, 2.0]})
+    with pytest.raises(CentaurError, match=r"\['1'\] occur twice"):
+        train_tabular(clash, "y", tmp_path / "m2", epochs=1, progress=False)
 
 
 def test_random_split_warns_once(tmp_path, log_to_capsys):

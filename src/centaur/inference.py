@@ -232,8 +232,8 @@ class TabularPredictor:
         Unseen categories map to the reserved 'unknown' index; their counts per column are in
         self.unseen_ afterwards.
         """
-        from .data.getters import read_table
-        df = read_table(table)
+        from .data.getters import read_table, text_column_names
+        df = text_column_names(read_table(table))  # as in training: names are text
         cat, cont = self._prepare(df)
         self.unseen_ = {k: v for k, v in getattr(self.processor, "unseen_", {}).items() if v}
         # (N,) per row: categories given but never seen in training (code 0 is both missing and unseen)

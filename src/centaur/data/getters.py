@@ -139,6 +139,25 @@ def read_table(source):
         raise CentaurError(f"could not read table {str(path)!r}: {e}") from e
 
 
+def text_column_names(df):
+    """df with every column name as text (a DataFrame may name columns 7 or 2.5).
+
+    A model directory keeps column names in JSON, where they become text; naming them as text
+    from the start makes training and prediction agree.
+
+    >>> list(text_column_names(pd.DataFrame({7: [1], "a": [2]})).columns)
+    ['7', 'a']
+    """
+    if all(isinstance(c, str) for c in df.columns):
+        return df
+    names = [str(c) for c in df.columns]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise CentaurError(f"column names {twice} occur twice once written as text (e.g. 1 and '1'); rename "
+                           "the columns so that each name is different.")
+    return df.set_axis(names, axis=1)
+
+
 def check_csv_fields(path, show=5):
     """Raise CentaurError naming the lines of a CSV whose number of fields differs from the header's.
 

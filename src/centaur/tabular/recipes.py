@@ -11,7 +11,7 @@ import torch
 from ..core.errors import CentaurError, did_you_mean
 from ..core.seed import set_seed
 from ..data.dates import add_date_parts, add_holidays
-from ..data.getters import read_table
+from ..data.getters import read_table, text_column_names
 from ..data.tabular import TabularDataLoaders, split_table
 from ..train.export import export
 from ..train.metrics import METRICS, bootstrap_ci
@@ -204,8 +204,11 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CentaurError(f"--out {str(out)!r} is a file; give a folder for the model.")
-    df = read_table(table)
+    df = text_column_names(read_table(table))  # names go to model.json as text; use them as text throughout
     source = str(table) if not isinstance(table, pd.DataFrame) else "DataFrame"
+    target, date, group = (None if c is None else str(c) for c in (target, date, group))
+    cat = None if cat is None else [str(c) for c in cat]
+    cont = None if cont is None else [str(c) for c in cont]
     _check_column(df, target, "target")
     if group:
         _check_column(df, group, "group")
