@@ -185,3 +185,27 @@ def test_not_ready_before_the_model_is_loaded(tiny_model, tmp_path):
     r = c.post("/predict", content=png_bytes(), headers={"content-type": "image/png"})
     assert (r.status_code, r.json()["detail"]) == (503, "not ready")
     assert c.get("/health").status_code == 200
+
+
+def test_a_contest_after_the_input_was_let_go_sends_it_again(tiny_model, tmp_path):
+    """A busy server keeps predictions but not every input: the contest then carries the image."""
+    with client(tiny_model, tmp_path, recent_bytes=0) as c:  # keeps no input at all
+        data = png_bytes("food", 4)
+        pred = c.post("/predict", files={"file": ("soup.png", data, "image/png")}).json()
+        r = c.post("/feedback", json={"prediction_id": pred["prediction_id"], "correct": "food"})
+        assert (r.status_code, r.json()["detail"]) == (409, "input no longer kept")
+        fields = {"prediction_id": pred["prediction_id"], "correct": '"animal"', "comment": "a duck"}
+        r = c.post("/feedback", data=fields, files={"file": ("other.png", png_bytes("face", 0), "image/png")})
+        assert (r.status_code, r.json()["detail"]) == (422, "input does not match")
+        r = c.post("/feedback", data=fields, files={"file": ("soup.png", data, "image/png")})
+        assert r.status_code == 201 and r.json()["correct"] == "animal"
+    row = sqlite3.connect(tmp_path / "feedback.sqlite").execute("SELECT input, comment FROM feedback").fetchone()
+    assert row == (data, "a duck")
+
+
+def test_old_predictions_are_forgotten_by_count(tiny_model, tmp_path):
+    with client(tiny_model, tmp_path, recent_predictions=2) as c:
+        ids = [c.post("/predict", content=png_bytes("animal", i), headers={"content-type": "image/png"}).json()
+               ["prediction_id"] for i in range(3)]
+        assert c.post("/feedback", json={"prediction_id": ids[0], "correct": "food"}).status_code == 404
+        assert c.post("/feedback", json={"prediction_id": ids[2], "correct": "food"}).status_code == 201

@@ -78,3 +78,13 @@ def test_contested_rows_export_as_a_table_to_retrain_on(table_model, tmp_path):
     table = pd.read_csv(csv_path)
     assert n == 1 and list(table.columns) == ["day", "shop", "size", "price"]
     assert table.iloc[0].to_dict() == {**ROW, "price": 30.5}
+
+
+def test_a_contested_row_can_be_sent_again(table_model, tmp_path):
+    with client(table_model[0], tmp_path, recent_bytes=0) as c:
+        pred = c.post("/predict", json={"row": ROW}).json()
+        r = c.post("/feedback", json={"prediction_id": pred["prediction_id"], "correct": 25})
+        assert r.status_code == 409
+        r = c.post("/feedback", json={"prediction_id": pred["prediction_id"], "correct": 25,
+                                      "row": {"size": 4.5, "shop": "east", "day": "2025-03-01"}})  # any key order
+        assert r.status_code == 201, r.text

@@ -4,6 +4,7 @@ Every error answers {"detail": STABLE PHRASE, "message": what exactly, for a per
 and tests match on `detail`, people read `message`.
 """
 import asyncio
+import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -32,7 +33,11 @@ class Service:
     def __init__(self, settings):
         self.settings, self.metrics = settings, ServiceMetrics()
         self.engine, self.batcher, self.store, self.ready = None, None, None, False
-        self.recent, self.recent_size = OrderedDict(), 0  # prediction_id -> (kind, bytes, name, prediction)
+        # prediction_id -> (kind, sha256 of the input, name, prediction): small, kept for many
+        self.predictions = OrderedDict()
+        # prediction_id -> input bytes: large, kept within recent_bytes; the page sends the image
+        # again with a contest, so a busy server forgetting it loses nothing
+        self.inputs, self.inputs_size = OrderedDict(), 0
         self.in_flight = 0
 
     def start(self):
@@ -59,14 +64,17 @@ class Service:
                                "raise --timeout-s if the machine is slow.") from None
 
     def remember(self, prediction_id, kind, data, name, prediction):
-        """Keep a recent input so a person can contest its prediction; oldest forgotten first."""
-        if len(data) > self.settings.recent_bytes:
-            return
-        self.recent[prediction_id] = (kind, data, name, prediction)
-        self.recent_size += len(data)
-        while self.recent_size > self.settings.recent_bytes:
-            _, (_, old, _, _) = self.recent.popitem(last=False)
-            self.recent_size -= len(old)
+        """Keep what a person needs to contest a prediction; the oldest are forgotten first."""
+        self.predictions[prediction_id] = (kind, hashlib.sha256(data).hexdigest(), name, prediction)
+        while len(self.predictions) > self.settings.recent_predictions:
+            old, _ = self.predictions.popitem(last=False)
+            self.inputs_size -= len(self.inputs.pop(old, b""))
+        if len(data) <= self.settings.recent_bytes:
+            self.inputs[prediction_id] = data
+            self.inputs_size += len(data)
+        while self.inputs_size > self.settings.recent_bytes:
+            _, old = self.inputs.popitem(last=False)
+            self.inputs_size -= len(old)
 
 
 class ServiceError(Exception):

@@ -1,6 +1,7 @@
 """The service's routes, one router per resource: status, predictions, feedback."""
 import asyncio
 import base64
+import hashlib
 import hmac
 import json
 import uuid
@@ -114,7 +115,8 @@ async def _inputs(request, service, batch):
             raise _unsupported(content_type, "JSON: " + (ROWS_EXAMPLE if batch else ROW_EXAMPLE))
         payload = await _read_json(request)
         rows = _field(payload, "rows", list, ROWS_EXAMPLE) if batch else [_field(payload, "row", dict, ROW_EXAMPLE)]
-        return [(json.dumps(r, default=str).encode(), None, r) for r in rows]
+        # canonical JSON (sorted keys), so a row sent again with a contest hashes the same
+        return [(json.dumps(r, default=str, sort_keys=True).encode(), None, r) for r in rows]
     if content_type == "multipart/form-data":
         form = await request.form(max_files=service.settings.max_batch_items + 1)
         files = form.getlist("files" if batch else "file") or form.getlist("file" if batch else "files")
@@ -182,27 +184,61 @@ async def predict_batch(request: Request, service=Depends(ready_service)):
 async def feedback(request: Request, service=Depends(ready_service)):
     """Contest a prediction: {"prediction_id": ..., "correct": label or value, "comment": optional}.
 
-    The input, the prediction, the model version and the answer are stored durably before
-    this returns; `centaur feedback export` turns them into a dataset.
+    As JSON, or as multipart/form-data with the same fields plus the input again ('file' for an
+    image; for a row, a 'row' field of JSON), which a busy server needs once it has let the
+    input go. The input, the prediction, the model version and the answer are stored durably
+    before this returns; `centaur feedback export` turns them into a dataset.
     """
     from .app import ServiceError
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise _unsupported(content_type, 'JSON: {"prediction_id": "...", "correct": "label", "comment": "..."}')
-    payload = await _read_json(request)
-    prediction_id = _field(payload, "prediction_id", str, '{"prediction_id": "...", "correct": "label"}')
+    example = '{"prediction_id": "...", "correct": "label"}'
+    resent = None
+    if content_type == "application/json":
+        payload = await _read_json(request)
+        if isinstance(payload, dict) and isinstance(payload.get("row"), dict):
+            resent = json.dumps(payload["row"], default=str, sort_keys=True).encode()
+    elif content_type == "multipart/form-data":
+        form = await request.form(max_files=1)
+        payload = {k: v for k, v in form.items() if isinstance(v, str)}
+        if "correct" in payload:  # a form sends text: a JSON list or number stays one, a label stays text
+            try:
+                payload["correct"] = json.loads(payload["correct"])
+            except json.JSONDecodeError:
+                pass
+        upload = form.get("file")
+        if hasattr(upload, "read"):
+            resent = await upload.read()
+        elif "row" in payload:
+            try:
+                resent = json.dumps(json.loads(payload["row"]), default=str, sort_keys=True).encode()
+            except json.JSONDecodeError:
+                raise InputError("malformed JSON", "the form field 'row' is not valid JSON.") from None
+    else:
+        raise _unsupported(content_type, "JSON: " + example + ", or a form with those fields and the input as 'file'")
+    prediction_id = _field(payload, "prediction_id", str, example)
     if "correct" not in payload:
-        raise InputError("missing field", "the JSON body needs a field 'correct': the right label or value.")
+        raise InputError("missing field", "the body needs a field 'correct': the right label or value.")
     correct = service.engine.check_correct(payload["correct"])
-    comment = payload.get("comment")
+    comment = payload.get("comment") or None
     if comment is not None and (not isinstance(comment, str) or len(comment) > 10_000):
         raise InputError("wrong type", "field 'comment' should be text of at most 10,000 characters.")
-    recent = service.recent.get(prediction_id)
-    if recent is None:
+    known = service.predictions.get(prediction_id)
+    if known is None:
         raise ServiceError(404, "prediction not found",
-                           f"no recent prediction {prediction_id!r}: it is unknown, or so old this server has "
-                           "forgotten its input. Predict again, then contest the new prediction.")
-    kind, data, name, prediction = recent
+                           f"no recent prediction {prediction_id!r}: it is unknown, or older than the "
+                           f"{service.settings.recent_predictions:,} this server keeps. Predict again, then contest "
+                           "the new prediction.")
+    kind, digest, name, prediction = known
+    data = service.inputs.get(prediction_id)
+    if data is None and resent is not None:
+        if hashlib.sha256(resent).hexdigest() != digest:
+            raise InputError("input does not match", "the input sent with this contest is not the one that was "
+                                                     "predicted; send the same file (or row) again.")
+        data = resent
+    if data is None:
+        raise ServiceError(409, "input no longer kept",
+                           "this server has let the input of that prediction go to make room; send it again with "
+                           "the contest, as a form with the fields and the image as 'file' (or the row as 'row').")
     case_id = await run_in_threadpool(
         service.store.add, model_version=service.engine.version, prediction_id=prediction_id,
         input_kind="image" if kind == "image" else "row", input_bytes=data, prediction=prediction,

@@ -33,7 +33,9 @@ class ServeSettings(BaseSettings):
     token: Optional[str] = Field(None, description="if set, POST requests need 'Authorization: Bearer TOKEN'")
     feedback_db: Optional[Path] = Field(None, description="SQLite file for contested predictions "
                                                           "(default: MODEL_DIR/feedback.sqlite)")
-    recent_bytes: int = Field(200_000_000, ge=0, description="memory for recent inputs that feedback can cite")
+    recent_bytes: int = Field(32_000_000, ge=0, description="memory for recent inputs, so a contest need not "
+                                                           "send its input again")
+    recent_predictions: int = Field(100_000, ge=1, description="how many recent predictions can be contested")
 
     @property
     def feedback_path(self):
