@@ -90,6 +90,13 @@ def build_parser():
     t.add_argument("--label-col", default="label", help="CSV column with labels")
     t.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
     t.add_argument("--resume", action="store_true", help="go on from the checkpoint after a crash or Ctrl-C")
+    t.add_argument("--nproc", type=_positive_int,
+                   help="train on N processes of this machine with DistributedDataParallel, started by torchrun "
+                        "(--bs is the total of a step, split among them); several machines: see the README")
+    t.add_argument("--bf16", action="store_true", help="images: forward passes under bfloat16 autocast (pays on "
+                                                       "GPUs and AMX CPUs; off by default)")
+    t.add_argument("--compile", action="store_true", help="images: torch.compile the model (pays on long runs; "
+                                                          "off by default)")
     tab = t.add_argument_group("tables (a CSV or Parquet file with --target)")
     tab.add_argument("--target", help="the column to predict; makes DATA a table")
     tab.add_argument("--date", help="date column: expanded into parts, and the latest rows validate")
@@ -108,7 +115,13 @@ def build_parser():
     p = sub.add_parser("predict", help="predict images (JSON lines) or a table (CSV) with a trained model")
     p.add_argument("model", help="model directory written by `centaur train`")
     p.add_argument("paths", nargs="+", help="image files or folders; or one CSV/Parquet table for a table model")
-    p.add_argument("--out", help="for a table: write predictions to this CSV (default: standard output)")
+    p.add_argument("--out", help="write predictions to this .csv or .parquet file, chunk by chunk; running the same "
+                                 "command again after an interruption goes on from the last whole chunk "
+                                 "(default: JSON lines for images, CSV for a table, on standard output)")
+    p.add_argument("--chunk-size", type=_positive_int, help="with --out: images (default 512) or rows (100,000) "
+                                                            "per chunk")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="with --out: processes predicting images at once, each with a share of the threads")
     p.add_argument("--top-k", type=_positive_int, default=3)
     p.add_argument("--bs", type=_positive_int, default=32)
     p.add_argument("--threads", type=_positive_int)
@@ -127,6 +140,8 @@ def build_parser():
     s.add_argument("--runtime", choices=["torch", "onnx"], help="run the model with PyTorch (default) or "
                                                                  "onnxruntime (needs `centaur export MODEL --onnx`)")
     s.add_argument("--threads", type=_positive_int, help="CPU threads for the model (default: all cores)")
+    s.add_argument("--lone-threads", type=_non_negative_int, help="threads for a batch of one image (default 1; 0: "
+                                                                   "as many as --threads)")
     s.add_argument("--max-batch-size", type=_positive_int, help="most requests run together (default 16)")
     s.add_argument("--max-wait-ms", type=float, help="how long a request waits for others to batch with (default 0: those "
                                                                  "that arrive while the model runs are batched)")
@@ -144,8 +159,10 @@ def build_parser():
                        description="Evaluate MODEL on the validation files it recorded, audit subgroups, check the "
                                    "data for duplicates and label errors, and write one self-contained HTML file.")
     r.add_argument("model", help="model directory written by `centaur train`")
-    r.add_argument("data", nargs="?", help="the data folder it was trained on (default: where it was then)")
-    r.add_argument("--groups", help="CSV with a file column and one column per grouping, for the subgroup audit")
+    r.add_argument("data", nargs="?", help="the data folder (or, for a table model, the table) it was trained on "
+                                           "(default: where it was then)")
+    r.add_argument("--groups", help="CSV with a file column and one column per grouping, for the subgroup audit; for "
+                                    "a table model, a column of the table or a CSV with a 'row' column")
     r.add_argument("--out", help="HTML file to write (default: MODEL/report.html)")
     r.add_argument("--no-checks", action="store_true", help="skip the duplicate and label-error checks")
     r.add_argument("--top-k", type=_positive_int, default=9, help="how many top losses to show")
@@ -211,6 +228,7 @@ def main(argv=None):
             _unknown_options(parser, args, extra)
     except SystemExit as e:  # argparse exits for --help and for mistakes; from Python, return the status
         return e.code
+    args.argv = argv  # `train --nproc` starts the same command again on every process
     try:
         commands = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "serve": cmd_serve,
                     "report": cmd_report, "export": cmd_export, "feedback": cmd_feedback, "download": cmd_download,
@@ -265,15 +283,52 @@ def cmd_train(args):
     if not data.exists():
         raise CentaurError(f"{str(data)!r} does not exist; give a folder of class subfolders or a CSV file.")
     out = _train_out(args)
+    if args.nproc and os.environ.get("CENTAUR_NPROC") is None:
+        return launch_train(args, data, out)
     if args.target or data.suffix.lower() in (".parquet", ".pq"):
+        if args.bf16 or args.compile:
+            raise CentaurError("--bf16 and --compile are for image models; a table model trains without them.")
         return train_table(args, data, out)
     from .vision.recipes import train_image_classifier  # torch and timm: a second to import, so after the check
+    from .train.accelerate import CompileModel, MixedPrecision
+    cbs = ([MixedPrecision()] if args.bf16 else []) + ([CompileModel()] if args.compile else [])
     train_image_classifier(data, out, arch=args.arch, pretrained=not args.scratch, weights=args.weights,
                            epochs=args.epochs or 3, freeze_epochs=args.freeze_epochs, lr=args.lr or "2e-3",
                            bs=args.bs or 32,
                            size=args.size, resize=args.resize, valid_pct=args.valid_pct, seed=args.seed,
                            augment=not args.no_augment, file_col=args.file_col, label_col=args.label_col,
-                           threads=args.threads, resume=args.resume)
+                           threads=args.threads, resume=args.resume, cbs=cbs)
+
+
+def launch_train(args, data, out):
+    """`train --nproc N`: check what every process would refuse once, here, then start them through torchrun."""
+    if "WORLD_SIZE" in os.environ:
+        raise CentaurError("--nproc starts torchrun itself; under torchrun, leave --nproc out (torchrun's "
+                           "--nproc-per-node says how many processes).")
+    table = bool(args.target) or data.suffix.lower() in (".parquet", ".pq")
+    bs = args.bs or (1024 if table else 32)
+    if bs % args.nproc:
+        raise CentaurError(f"--bs {bs} cannot be split evenly among {args.nproc} processes; give a multiple of "
+                           f"{args.nproc} (--bs is the total batch of one step).")
+    if str(args.lr) == "auto":
+        raise CentaurError("--lr auto runs lr_find, which is not distributed; run it once without --nproc and "
+                           "give the learning rate it suggests.")
+    if out.exists() and not out.is_dir():
+        raise CentaurError(f"the output {str(out)!r} is a file; give a folder for the model (--out).")
+    existing = next(p for p in (out.resolve(), *out.resolve().parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        raise CentaurError(f"cannot write the model to {str(out)!r}: {str(existing)!r} is not writable. "
+                           "Choose another folder with --out.")
+    if args.resume and not (out / "checkpoint.safetensors").is_file():
+        raise CentaurError(f"cannot resume: no checkpoint in {str(out)!r}. Run without --resume to start.")
+    if args.nproc == 1:
+        return cmd_train(argparse.Namespace(**{**vars(args), "nproc": None}))
+    from .train.distributed import launch
+    os.environ["CENTAUR_NPROC"] = str(args.nproc)  # the processes started see it and train instead of launching
+    try:
+        return launch(args.argv, args.nproc)
+    finally:
+        del os.environ["CENTAUR_NPROC"]
 
 
 def train_table(args, data, out):
@@ -311,8 +366,33 @@ def predict_table(args):
     return 0
 
 
+def predict_to_file(args):
+    """`predict ... --out FILE`: chunk by chunk into CSV or Parquet, resumable (see batch.py)."""
+    from .batch import predict_to_file, print_progress
+    summary = predict_to_file(args.model, args.paths, args.out, chunk_size=args.chunk_size, workers=args.workers,
+                              top_k=args.top_k, batch_size=args.bs, threads=args.threads, on_chunk=print_progress)
+    for col, n in summary.get("unseen", {}).items():
+        if n:
+            print(f"note: {n} rows have a {col!r} value not seen in training (treated as unknown).", file=sys.stderr)
+    if summary.get("rows_unseen"):
+        more = f"; {summary['rows_unseen']} with categories not seen in training (column n_unseen)"
+    elif summary.get("failed"):
+        more = f"; {summary['failed']} files could not be read (column error)"
+    else:
+        more = ""
+    resumed = f", {summary['resumed_chunks']} of {summary['chunks']} chunks from before" if summary[
+        "resumed_chunks"] else ""
+    print(f"wrote {summary['rows']} predictions to {args.out}{resumed}{more}", file=sys.stderr)
+    return 1 if summary.get("failed") and summary["failed"] == summary["rows"] else 0
+
+
 def cmd_predict(args):
     from .models.model_dir import read_meta
+    if args.out:
+        return predict_to_file(args)
+    if args.chunk_size or args.workers != 1:
+        raise CentaurError("--chunk-size and --workers are for writing a file; add --out predictions.csv "
+                           "(or .parquet).")
     if read_meta(args.model)[1].get("kind") == "tabular":
         return predict_table(args)
     from .inference import Predictor
@@ -339,7 +419,8 @@ def cmd_serve(args):
     if args.config and not Path(args.config).is_file():
         raise CentaurError(f"--config {args.config!r} does not exist; give a file of CENTAUR_SERVE_<OPTION>=value lines.")
     from .serve.server import serve
-    flags = {k: getattr(args, k) for k in ("host", "port", "runtime", "threads", "max_batch_size", "max_wait_ms",
+    flags = {k: getattr(args, k) for k in ("host", "port", "runtime", "threads", "lone_threads", "max_batch_size",
+                                          "max_wait_ms",
                                           "max_body_bytes", "max_pixels", "max_in_flight", "timeout_s", "token",
                                           "feedback_db")}
     return serve(args.model, {k: v for k, v in flags.items() if v is not None}, config=args.config)
@@ -347,15 +428,22 @@ def cmd_serve(args):
 
 def cmd_report(args):
     from .models.model_dir import read_meta
-    read_meta(args.model)
+    table = read_meta(args.model)[1].get("kind") == "tabular"
     if args.data is not None and not Path(args.data).exists():
-        raise CentaurError(f"data folder {args.data!r} does not exist; give the folder the model was trained on.")
+        what = "table" if table else "data folder"
+        raise CentaurError(f"{what} {args.data!r} does not exist; give the {what} the model was trained on.")
     from .interpret.report import build_report
     report = build_report(args.model, args.data, groups=args.groups, checks=not args.no_checks, top_k=args.top_k)
     path = report.save(args.out or Path(args.model) / "report.html")
     e = report.data["evaluation"]
+    if "rmse" in e:
+        print(f"RMSE {e['rmse']['value']:.4g} (95% CI {e['rmse']['ci95'][0]:.4g} to {e['rmse']['ci95'][1]:.4g}; "
+              f"always the training mean: {e['baseline']['rmse']:.4g}) on {e['n_valid']} validation rows; report "
+              f"written to {path}", file=sys.stderr)
+        return
     print(f"accuracy {e['accuracy']['value']:.3f} (95% CI {e['accuracy']['ci95'][0]:.3f} to "
-          f"{e['accuracy']['ci95'][1]:.3f}) on {e['n']} validation images; report written to {path}", file=sys.stderr)
+          f"{e['accuracy']['ci95'][1]:.3f}) on {e['n']} validation {'rows' if table else 'images'}; report written to "
+          f"{path}", file=sys.stderr)
 
 
 def cmd_export(args):

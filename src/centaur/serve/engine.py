@@ -5,6 +5,7 @@ pool), runs a list of prepared inputs as one batch, and checks the answers peopl
 they contest a prediction.
 """
 import math
+import os
 
 import torch
 
@@ -36,6 +37,8 @@ class ImageEngine:
         self.predictor = Predictor(settings.model_dir, threads=settings.threads, max_pixels=settings.max_pixels,
                                    runtime=settings.runtime)
         self.meta, self.version = self.predictor.meta, self.predictor.version
+        self.threads = settings.threads or os.cpu_count() or 1
+        self.lone_threads = settings.lone_threads or self.threads
 
     def prepare(self, data, name=None):
         """Upload bytes -> uint8 tensor (3, H, W), or InputError."""
@@ -48,6 +51,10 @@ class ImageEngine:
             raise InputError("image unreadable", message) from None
 
     def run(self, items):
+        # A lone image runs on lone_threads (1): between requests the other threads fall asleep,
+        # and waking them costs more than they save on one small image (one-client p50 on 2
+        # cores: 12-14 ms on one thread, 18-20 ms on two; bench/serve_load.py). Batches use all.
+        torch.set_num_threads(self.lone_threads if len(items) == 1 else self.threads)
         probs = self.predictor.forward(torch.stack(items))  # (B, K)
         return [self.predictor.result(p) for p in probs]
 

@@ -20,6 +20,7 @@ class ServeSettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     runtime: Literal["torch", "onnx"] = "torch"
     threads: Optional[int] = Field(None, ge=1, description="torch threads for the model (default: all cores)")
+    lone_threads: int = Field(1, ge=0, description="threads for a batch of one image (0: as many as `threads`)")
     max_batch_size: int = Field(16, ge=1, description="most requests run through the model together")
     # 0: never hold a request back; requests that arrive while the model runs form the next
     # batch by themselves, so batching happens exactly when it pays (under load)
