@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/centaur train data/emoji --out models/emoji
 	$(BIN)/centaur predict models/emoji data/emoji/animal data/emoji/food --top-k 2 | head -n 5
+	$(BIN)/centaur report models/emoji data/emoji
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
