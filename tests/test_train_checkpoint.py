@@ -27,7 +27,7 @@ class TensorBlock:
         return x
 
 
-def make_learner(seed=0, init_seed=None, path=None):
+def make_learner(seed=0, init_seed=None, path=None, bs=12):
     """Shuffled training data and a head with dropout, so the result depends on every RNG."""
     g = torch.Generator().manual_seed(123)
     n_train, n_valid = 48, 16
@@ -40,7 +40,7 @@ def make_learner(seed=0, init_seed=None, path=None):
     y_block.setup(labels)
     dls = DataLoaders(Datasets(xs[:n_train], labels[:n_train], TensorBlock(), y_block, [], train=True),
                       Datasets(xs[n_train:], labels[n_train:], TensorBlock(), y_block, [], train=False),
-                      bs=12, seed=seed)
+                      bs=bs, seed=seed)
     torch.manual_seed(seed if init_seed is None else init_seed)
     body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
     model = BodyHead(body, create_head(8, 2, hidden=16, dropout=0.5))
@@ -125,7 +125,7 @@ def test_resume_restores_optimizer_state_and_position(tmp_path):
     learn.fine_tune(epochs=1, base_lr=1e-2, freeze_epochs=1, checkpoint=tmp_path / "c.safetensors")
     other = make_learner(init_seed=5)
     plan = {"method": "fine_tune", "epochs": 1, "freeze_epochs": 1, "base_lr": 1e-2, "lr_mult": 100,
-            "pct_start": 0.3, "div": 5.0}
+            "pct_start": 0.3, "div": 5.0, "batches_per_epoch": 4}
     meta = load_checkpoint(other, tmp_path / "c.safetensors", plan)
     assert (meta["phase"], meta["epoch"], meta["step"]) == (1, 0, 4)
     assert other.resuming
@@ -177,6 +177,8 @@ def test_checkpoint_from_another_plan_or_model_is_refused(tmp_path):
         make_learner().fine_tune(epochs=2, base_lr=1e-2, freeze_epochs=1, checkpoint=ckpt, resume=True)
     with pytest.raises(CentaurError, match="different plan"):
         make_learner().fine_tune(epochs=1, base_lr=5e-3, freeze_epochs=1, checkpoint=ckpt, resume=True)
+    with pytest.raises(CentaurError, match="different plan"):  # another batch size: another schedule position
+        make_learner(bs=8).fine_tune(epochs=1, base_lr=1e-2, freeze_epochs=1, checkpoint=ckpt, resume=True)
     # same plan, another model
     other = make_learner()
     other.model.head[-1] = nn.Linear(16, 3, bias=False)

@@ -316,8 +316,10 @@ class Learner:
         early layers hold general features that need little change; Howard & Ruder 2018).
         checkpoint: a file to save after every epoch; resume=True goes on from it.
         """
+        # batches per epoch place each step on the one-cycle schedule: a resume with another batch
+        # size or other data would land somewhere else on it, so it is part of the plan
         plan = {"method": "fine_tune", "epochs": epochs, "freeze_epochs": freeze_epochs, "base_lr": base_lr,
-                "lr_mult": lr_mult, "pct_start": pct_start, "div": div}
+                "lr_mult": lr_mult, "pct_start": pct_start, "div": div, "batches_per_epoch": len(self.dls.train)}
         start_phase, start_epoch = 0, 0
         if resume:
             from .checkpoint import load_checkpoint
