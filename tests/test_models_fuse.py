@@ -44,6 +44,7 @@ def test_batchnorm_not_fed_by_a_conv_is_left_alone():
 def test_frozen_body_head_matches_the_unfolded_forward():
     model, _ = create_classifier("lite0", 4, pretrained=True)
     model.eval()
+    model.frozen_bf16 = False  # exact folding here; bfloat16 is checked below
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
@@ -60,3 +61,20 @@ def test_frozen_body_head_matches_the_unfolded_forward():
         unfrozen = model(x)
         model.frozen = True
         torch.testing.assert_close(model(x), unfrozen, rtol=1e-4, atol=1e-4)
+
+
+def test_frozen_body_in_bfloat16_gives_nearly_the_same_outputs():
+    """Where the CPU has native bfloat16 a frozen body runs in it; the head sees float32 features."""
+    from centaur.models.heads import _native_bf16
+    model, _ = create_classifier("lite0", 4, pretrained=True)
+    model.eval()
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x)
+        model.frozen, model.frozen_bf16 = True, True
+        got = model(x)
+    assert got.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(got, expected).min() > 0.99
+    assert (got.argmax(-1) == expected.argmax(-1)).all()
+    model.frozen_bf16 = "auto"
+    assert model._bf16(x) == _native_bf16()
