@@ -1,4 +1,5 @@
 """Datasets and DataLoaders: items to uint8 tensors, batches to normalized float tensors."""
+import copy
 import math
 from pathlib import Path
 
@@ -74,12 +75,41 @@ class DataLoader:
         # fresh torch.Generator() would shuffle identically in every run whatever the seed.
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.num_workers = num_workers
+        self.rank, self.world_size, self.split_batches = 0, 1, True  # see shard()
 
     def __len__(self):
+        if self.world_size > 1:
+            return len(self._batch_sampler())
         n = len(self.dataset) / self.bs
         return math.floor(n) if self.drop_last else math.ceil(n)
 
+    def shard(self, rank, world_size, split_batches=True):
+        """A copy that yields only process `rank`'s share of each epoch (see data/shard.py).
+
+        split_batches=True (training): each global batch of bs items is split among the
+        processes; False (validation): a contiguous share of the items. The copy shares the
+        generator, so a checkpoint of the original saves and restores its shuffle.
+
+        >>> mine = dls.train.shard(rank=0, world_size=2)  # doctest: +SKIP
+        """
+        dl = copy.copy(self)
+        dl.rank, dl.world_size, dl.split_batches = rank, world_size, split_batches
+        return dl
+
+    def _batch_sampler(self):
+        from torch.utils.data import RandomSampler
+        from .shard import ShardedBatchSampler
+        n = len(self.dataset)
+        # the same RandomSampler a single process uses, so every process draws its order
+        order = (lambda: RandomSampler(range(n), generator=self.generator)) if self.shuffle else None
+        return ShardedBatchSampler(n, self.bs, self.rank, self.world_size, order, self.drop_last,
+                                   self.split_batches)
+
     def _torch_loader(self):
+        if self.world_size > 1:
+            # the generator too: torch's loader draws a seed from it before the shuffle, as for one process
+            return TorchLoader(self.dataset, batch_sampler=self._batch_sampler(), collate_fn=_collate,
+                               generator=self.generator, num_workers=self.num_workers)
         return TorchLoader(self.dataset, batch_size=self.bs, shuffle=self.shuffle, drop_last=self.drop_last,
                            collate_fn=_collate, generator=self.generator, num_workers=self.num_workers)
 

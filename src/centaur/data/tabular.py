@@ -116,16 +116,45 @@ class TabularLoader:
         self.bs, self.shuffle, self.drop_last = int(bs), shuffle, drop_last
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.dataset = dataset if dataset is not None else TabularItems(range(len(y)), "tensors", train)
+        self.rank, self.world_size, self.split_batches = 0, 1, True  # see shard()
 
     @property
     def n(self):
         return len(self.y)
 
     def __len__(self):
+        if self.world_size > 1:
+            return len(self._batch_sampler())
         return self.n // self.bs if self.drop_last else math.ceil(self.n / self.bs)
 
+    def shard(self, rank, world_size, split_batches=True):
+        """A copy that yields only process `rank`'s share of each epoch (see data/shard.py).
+
+        split_batches=True (training): each global batch is split among the processes; False
+        (validation): a contiguous share of the rows. The copy shares the generator.
+
+        >>> dl = TabularLoader(torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, 1), torch.arange(4.0), bs=4)
+        >>> [y.tolist() for _, y in dl.shard(1, 2)]
+        [[2.0, 3.0]]
+        """
+        import copy
+        dl = copy.copy(self)
+        dl.rank, dl.world_size, dl.split_batches = rank, world_size, split_batches
+        return dl
+
+    def _batch_sampler(self):
+        from .shard import ShardedBatchSampler
+        # the same draw a single process makes, so every process shuffles alike
+        order = (lambda: torch.randperm(self.n, generator=self.generator).tolist()) if self.shuffle else None
+        return ShardedBatchSampler(self.n, self.bs, self.rank, self.world_size, order, self.drop_last,
+                                   self.split_batches)
+
     def __iter__(self):
-        if self.shuffle:
+        if self.world_size > 1:
+            for rows in self._batch_sampler():
+                idx = torch.tensor(rows, dtype=torch.long)  # (B / world_size,)
+                yield (self.x_cat.index_select(0, idx), self.x_cont.index_select(0, idx)), self.y.index_select(0, idx)
+        elif self.shuffle:
             order = torch.randperm(self.n, generator=self.generator)  # (N,)
             for i in range(len(self)):
                 idx = order[i * self.bs:(i + 1) * self.bs]  # (B,)

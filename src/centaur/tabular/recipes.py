@@ -13,6 +13,7 @@ from ..core.seed import set_seed
 from ..data.dates import add_date_parts, add_holidays
 from ..data.getters import read_table, text_column_names
 from ..data.tabular import TabularDataLoaders, split_table
+from ..train.distributed import cpu_threads, distributed, is_main_process
 from ..train.export import export
 from ..train.metrics import METRICS, bootstrap_ci
 from .learner import tabular_learner
@@ -199,7 +200,8 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
 
     >>> train_tabular("hotel_rates.csv", "avg_price_per_room", "models/hotels", date="arrival_date")  # doctest: +SKIP
     """
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads or cpu_threads())  # under torchrun the cores are shared among its processes
+    main = is_main_process()
     set_seed(seed)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -237,7 +239,10 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
           file=sys.stderr)
     learn = tabular_learner(dls, layers=layers, ps=ps, embed_p=embed_p, progress=progress)
     learn.plan = {"method": "fit_one_cycle", "epochs": epochs, "lr": lr}
-    learn.fit_one_cycle(epochs, lr)
+    with distributed(learn):  # several processes under torchrun (centaur train --nproc N); otherwise just fit
+        learn.fit_one_cycle(epochs, lr)
+    if not main:
+        return None
     report = evaluate_table(learn, y_kind, log_target=log_target)
     if log_target:
         report["note"] = ("the model learned log(target) (--log-target); metrics are on the original scale, "

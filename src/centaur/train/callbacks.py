@@ -135,9 +135,11 @@ class ProgressCallback(Callback):
 
     def _setup(self):
         from rich.console import Console
-        self.console = Console(file=self.stream or sys.stderr, highlight=False)
-        self.html = _in_notebook() if self.notebook is None else self.notebook
-        self.live = self.console.is_terminal and not self.html
+        from .distributed import is_main_process
+        quiet = not is_main_process()  # of several processes (torchrun), only the first reports
+        self.console = Console(file=self.stream or sys.stderr, highlight=False, quiet=quiet)
+        self.html = not quiet and (_in_notebook() if self.notebook is None else self.notebook)
+        self.live = self.console.is_terminal and not self.html and not quiet
         self.header_done, self.rows, self.table = False, [], None
 
     def before_fit(self):
@@ -325,7 +327,9 @@ class CheckpointCallback(Callback):
 
     def after_epoch(self):
         from .checkpoint import save_checkpoint
-        save_checkpoint(self.learn, self.path)
+        from .distributed import is_main_process
+        if is_main_process():  # of several processes (torchrun), only the first writes; all hold the same state
+            save_checkpoint(self.learn, self.path)
 
 
 def _monitored(learn, monitor):

@@ -276,10 +276,12 @@ class Learner:
                 preds.append(self.pred)
                 targets.append(yb)
                 self("after_batch")
-        preds, targets = torch.cat(preds), torch.cat(targets)
-        loss = float(self.loss_func(preds, targets))
+        # after_validate may replace these: under DDP each process holds its share of the
+        # validation set, and train/distributed.py gathers all of them before loss and metrics
+        self.preds, self.targets = torch.cat(preds), torch.cat(targets)
         self("after_validate")
-        return loss, preds, targets
+        loss = float(self.loss_func(self.preds, self.targets))
+        return loss, self.preds, self.targets
 
     def validate(self):
         """Validation loss and metrics of the current model, as a dict."""

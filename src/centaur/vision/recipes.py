@@ -16,6 +16,7 @@ from ..data.blocks import CategoryBlock, ImageBlock
 from ..data.getters import ColReader, get_image_files, parent_label, read_table
 from ..data.splitters import FolderSplitter, RandomSplitter
 from ..data.transforms import Resize
+from ..train.distributed import cpu_threads, distributed, is_main_process
 from ..train.export import export
 from ..train.metrics import accuracy, bootstrap_ci, f1_macro, majority_baseline
 from .learner import vision_learner
@@ -125,12 +126,19 @@ def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpo
 
 def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=None, epochs=3, freeze_epochs=1,
                            lr="2e-3", bs=32, size=128, resize="squish", valid_pct=0.2, seed=42, augment=True,
-                           file_col="file", label_col="label", threads=None, resume=False, progress=True):
+                           file_col="file", label_col="label", threads=None, resume=False, progress=True, cbs=()):
     """Fine-tune (or train from scratch) and write the model directory `out`; returns the report.
+
+    cbs: extra callbacks for fine_tune, such as train.accelerate's MixedPrecision or CompileModel.
+
+    Started by torchrun (`centaur train --nproc N`), every process trains its share of each
+    batch (train/distributed.py) and only the first writes the model directory; the others
+    return None.
 
     >>> train_image_classifier("data/emoji", "models/emoji")  # doctest: +SKIP
     """
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads or cpu_threads())
+    main = is_main_process()
     set_seed(seed)
     out = Path(out)
     checkpoint = out / "checkpoint.safetensors"
@@ -138,8 +146,9 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
     base_lr = _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpoint, resume)
     dblock, split = image_datablock(data, size, resize, valid_pct, seed, augment, file_col, label_col)
     dls = dblock.dataloaders(data, bs=bs, seed=seed)
-    print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, "
-          f"{len(dls.vocab)} classes ({', '.join(dls.vocab)}), {split} split", file=sys.stderr)
+    if main:
+        print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, "
+              f"{len(dls.vocab)} classes ({', '.join(dls.vocab)}), {split} split", file=sys.stderr)
     learn = vision_learner(dls, arch, pretrained=pretrained, weights=weights, path=out, progress=progress)
     if not pretrained and weights is None:
         learn.unfreeze()
@@ -147,10 +156,13 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
         base_lr, _, _ = learn.lr_find(plot=out.mkdir(parents=True, exist_ok=True) or out / "lr_find.png")
         print(f"lr_find suggests {base_lr:.2e}", file=sys.stderr)
     from_scratch = not pretrained and weights is None
-    if resume:
+    if resume and main:
         print(f"resuming from {checkpoint}", file=sys.stderr)
-    learn.fine_tune(epochs, base_lr=base_lr, freeze_epochs=0 if from_scratch else freeze_epochs,
-                    lr_mult=1 if from_scratch else 100, checkpoint=checkpoint, resume=resume)
+    with distributed(learn):  # several processes under torchrun; otherwise just fine_tune
+        learn.fine_tune(epochs, base_lr=base_lr, freeze_epochs=0 if from_scratch else freeze_epochs,
+                        lr_mult=1 if from_scratch else 100, checkpoint=checkpoint, resume=resume, cbs=cbs)
+    if not main:
+        return None
     report = evaluate(learn)
     print_report(report)
     provenance = {"split": split, "seed": seed, "valid_pct": valid_pct if split == "random" else None,
