@@ -9,6 +9,7 @@ ALLOWED["tabular"] = set(ORDER[:4]) | {"tabular"}  # beside vision: each builds 
 ALLOWED["vision"] = set(ORDER)
 ALLOWED["inference"] = {"core", "data", "models", "inference"}
 ALLOWED["serve"] = ALLOWED["inference"] | {"serve"}
+ALLOWED["batch"] = ALLOWED["inference"] | {"batch"}  # batch prediction, like serving, never trains
 ALLOWED["interpret"] = set(ORDER) | {"tabular", "inference", "interpret"}  # a server loads models to predict; it never trains
 
 
