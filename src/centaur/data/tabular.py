@@ -352,7 +352,9 @@ class TabularDataLoaders:
         train = TabularLoader(*tensors(x_train, y_train), bs=bs, shuffle=True, drop_last=len(train_idx) > bs,
                               seed=seed, dataset=train_ds)
         valid = TabularLoader(*tensors(x_valid, y_valid), bs=bs, shuffle=False, dataset=valid_ds)
-        return cls(train, valid, y_block, processor, train_ds, valid_ds, bs, y_names)
+        dls = cls(train, valid, y_block, processor, train_ds, valid_ds, bs, y_names)
+        dls.train_idx, dls.valid_idx = train_idx, valid_idx  # row positions after the drops above (split.json)
+        return dls
 
     def test_tensors(self, df):
         """(x_cat int64 (N, n_cat), x_cont float32 (N, n_cont)) for new rows, processed as training was.

@@ -66,3 +66,41 @@ def image_grid_png(images, titles, cols=3, path=None):
         ax.imshow(img)
         ax.set_title(title, fontsize=8)
     return _png(plt, fig, path)
+
+
+def residual_png(preds, targets, target_name="target", path=None):
+    """Residual (actual - predicted) against the prediction; a good model's points hug zero evenly."""
+    preds, targets = np.asarray(preds, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    plt, fig, ax = _figure(5.5, 4)
+    ax.scatter(preds, targets - preds, s=6, alpha=min(0.6, max(0.05, 300 / max(1, len(preds)))), linewidths=0)
+    ax.axhline(0, color="gray", linestyle="--")
+    ax.set_xlabel(f"predicted {target_name}")
+    ax.set_ylabel("residual (actual - predicted)")
+    return _png(plt, fig, path)
+
+
+def importance_png(rows, label, path=None):
+    """Horizontal bars of permutation importance with the spread over repeats; label names the axis
+    ('rise in RMSE', 'drop in accuracy')."""
+    rows = rows[:25][::-1]  # most important on top
+    plt, fig, ax = _figure(6, 0.8 + 0.28 * max(1, len(rows)))
+    ax.barh([r["column"] for r in rows], [r["importance"] for r in rows], xerr=[r["std"] for r in rows],
+            color="#4c78a8", ecolor="#1d2430", capsize=2)
+    ax.axvline(0, color="gray", linewidth=0.8)
+    ax.set_xlabel(f"{label} when the column is shuffled")
+    return _png(plt, fig, path)
+
+
+def embedding_png(points, labels, column, max_labels=60, path=None):
+    """(K, 2) points of one column's categories (PCA of its embedding), each labelled with its category."""
+    points = np.asarray(points, dtype=np.float64)
+    plt, fig, ax = _figure(6, 5)
+    ax.scatter(points[:, 0], points[:, 1], s=14, color="#4c78a8")
+    # with many categories, label those farthest from the centre: the ones the model set apart
+    far = np.argsort(-np.linalg.norm(points - points.mean(0), axis=1))[:max_labels]
+    for i in far:
+        ax.annotate(str(labels[i])[:24], points[i], fontsize=7, xytext=(3, 2), textcoords="offset points")
+    ax.set_title(f"embedding of {column!r} (PCA)")
+    ax.set_xlabel("component 1")
+    ax.set_ylabel("component 2")
+    return _png(plt, fig, path)

@@ -85,17 +85,17 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
 
     data: the data folder (default: where the model was trained); groups: a CSV of file and
     group columns for the subgroup audit; checks: duplicates and label errors (embeds every
-    image once).
+    image once). A table model gets build_table_report (interpret/tabular.py): data is then
+    its table, and groups may name a column of it.
     """
     from ..inference import Predictor
     from .data_checks import NEAR_DUPLICATE_PIXELS, check_data
     from .heatmap import grad_cam
     from .predictions import read_split
-    from ..core.errors import CentaurError
     from ..models.model_dir import read_meta
     if read_meta(model_dir)[1].get("kind") == "tabular":
-        raise CentaurError("centaur report covers image classifiers so far; a table model's validation metrics "
-                           "with intervals are in its report.json.")
+        from .tabular import build_table_report
+        return build_table_report(model_dir, data, groups=groups, top_k=top_k)
     predictor = Predictor(model_dir)
     root, split = read_split(model_dir, data)
     interp = ClassificationInterpretation.from_model_dir(model_dir, root, predictor)

@@ -57,24 +57,36 @@ def read_groups(path, items, file_col="file"):
              + (" ..." if len(unmatched) > 5 else ""))
     table = table.assign(_key=keys).dropna(subset=["_key"]).drop_duplicates("_key", keep="last")
     aligned = table.set_index("_key").reindex(items)[columns]
-    for col in columns:
+    return drop_single_valued(aligned, f"{str(path)!r}", "validation files"), unmatched
+
+
+def drop_single_valued(aligned, source, items="validation files"):
+    """aligned without the group columns that have fewer than two values (each warned about);
+    CentaurError when none is left."""
+    for col in list(aligned.columns):
         values = aligned[col].dropna().unique()
         if len(values) < 2:
-            warn(f"group column {col!r} has {len(values)} value(s) among the validation files: it compares "
+            warn(f"group column {col!r} has {len(values)} value(s) among the {items}: it compares "
                  "nothing and is left out.")
             aligned = aligned.drop(columns=col)
     if aligned.shape[1] == 0:
-        raise CentaurError(f"no column of {str(path)!r} has two or more groups among the validation files.")
-    return aligned, unmatched
+        raise CentaurError(f"no column of {source} has two or more groups among the {items}.")
+    return aligned
 
 
-def audit(correct, groups, min_size=MIN_SIZE, n_boot=1000, seed=0):
-    """Accuracy per group, per pair of group columns (intersections), with 95% intervals.
+def audit(correct, groups, min_size=MIN_SIZE, n_boot=1000, seed=0, metric="accuracy", higher_is_better=True):
+    """A metric per group, per pair of group columns (intersections), with 95% intervals.
 
-    correct: (N,) booleans (was item i predicted right); groups: DataFrame of N rows.
-    Returns {'rows': [...], 'gaps': [...], 'min_size': ...}; each row has the columns and
-    values that define it, n, accuracy, ci95, too_small. Each gap is the largest difference
-    in accuracy between two groups of one column set, both with at least min_size items.
+    correct: (N,) per-item scores whose mean is the metric: booleans (was item i predicted
+    right) for accuracy, or absolute errors with metric='mae', higher_is_better=False for a
+    regression; groups: DataFrame of N rows.
+    Returns {'rows': [...], 'gaps': [...], 'min_size', 'metric', 'higher_is_better'}; each row
+    has the columns and values that define it, n, the metric under its own name (row['accuracy']),
+    ci95, too_small. Each gap is the largest difference in the metric between the best and the
+    worst group of one column set, both with at least min_size items (always >= 0).
+
+    >>> audit([1, 0, 1, 1], pd.DataFrame({"farm": ["a", "a", "b", "b"]}), min_size=1)["gaps"][0]["gap"]
+    0.5
     """
     correct = np.asarray(correct, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -82,6 +94,7 @@ def audit(correct, groups, min_size=MIN_SIZE, n_boot=1000, seed=0):
     groups = groups.reset_index(drop=True)
     columns = list(groups.columns)
     sets = [(c,) for c in columns] + list(combinations(columns, 2))
+    sign = 1.0 if higher_is_better else -1.0
     for cols in sets:
         table = groups[list(cols)].dropna()
         found = []
@@ -90,19 +103,19 @@ def audit(correct, groups, min_size=MIN_SIZE, n_boot=1000, seed=0):
             hits = correct[table.index[idx]]  # the index holds row positions (reset above)
             boot = hits[rng.integers(0, len(hits), (n_boot, len(hits)))].mean(1)
             row = {"columns": list(cols), "values": [str(v) for v in values], "n": len(hits),
-                   "accuracy": float(hits.mean()), "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+                   metric: float(hits.mean()), "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
                    "too_small": len(hits) < min_size, "_boot": boot}
             found.append(row)
         rows.extend(found)
         big = [r for r in found if not r["too_small"]]
         if len(big) >= 2:
-            best, worst = max(big, key=lambda r: r["accuracy"]), min(big, key=lambda r: r["accuracy"])
-            diff = best["_boot"] - worst["_boot"]
+            best = max(big, key=lambda r: sign * r[metric])
+            worst = min(big, key=lambda r: sign * r[metric])
+            diff = sign * (best["_boot"] - worst["_boot"])
             gaps.append({"columns": list(cols), "best": best["values"], "worst": worst["values"],
-                         "gap": best["accuracy"] - worst["accuracy"],
+                         "gap": sign * (best[metric] - worst[metric]),
                          "ci95": [float(np.quantile(diff, 0.025)), float(np.quantile(diff, 0.975))]})
     for r in rows:
         del r["_boot"]
     gaps.sort(key=lambda g: -g["gap"])
-    return {"rows": rows, "gaps": gaps, "min_size": min_size}
-
+    return {"rows": rows, "gaps": gaps, "min_size": min_size, "metric": metric, "higher_is_better": higher_is_better}

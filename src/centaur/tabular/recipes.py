@@ -17,6 +17,7 @@ from ..train.distributed import cpu_threads, distributed, is_main_process
 from ..train.export import export
 from ..train.metrics import METRICS, bootstrap_ci
 from .learner import tabular_learner
+from .split import split_rule, write_split
 
 MAX_CARD = 20  # an integer column with at most this many values is read as categories (fastai's rule)
 
@@ -131,8 +132,18 @@ def evaluate_table(learn, task, log_target=False):
     (seed 0), so a model's and its baseline's can be compared.
     """
     preds, targets = learn.get_preds()
+    return score_table(preds, targets, task, learn.dls.train.y, learn.dls.y_block.vocab, log_target)
+
+
+def score_table(preds, targets, task, train_y, vocab=None, log_target=False):
+    """evaluate_table's report from raw model outputs and targets (as the loaders hold them);
+    train_y: the training targets, for the baseline; vocab: the class names.
+
+    >>> score_table(torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [3.0]]), "regression",
+    ...             torch.tensor([[2.0], [2.0]]))["mae"]["value"]
+    0.5
+    """
     report = {"n_valid": len(targets)}
-    train_y = learn.dls.train.y
     n_boot = 200 if len(targets) > 100_000 else 1000
 
     def scored(name, p, t):
@@ -157,7 +168,7 @@ def evaluate_table(learn, task, log_target=False):
         # logits of +-10 stand for certain yes/no, so the same metric scores the baseline
         base_preds = (common * 20 - 10).expand(targets.shape)
         acc = scored("accuracy_multi", base_preds, targets)
-        labels = [c for c, on in zip(learn.dls.y_block.vocab, common.tolist()) if on]
+        labels = [c for c, on in zip(vocab, common.tolist()) if on]
         report["baseline"] = {"strategy": "labels in most training rows", "labels": labels,
                               "accuracy_multi": acc["value"], "accuracy_multi_ci95": acc["ci95"]}
     else:
@@ -166,7 +177,7 @@ def evaluate_table(learn, task, log_target=False):
         top = int(torch.bincount(train_y.view(-1).long()).argmax())
         acc = scored("accuracy", torch.nn.functional.one_hot(torch.full_like(targets, top), preds.shape[-1]).float(),
                      targets)
-        report["baseline"] = {"strategy": "majority class", "class": learn.dls.y_block.vocab[top],
+        report["baseline"] = {"strategy": "majority class", "class": vocab[top],
                               "accuracy": acc["value"], "accuracy_ci95": acc["ci95"]}
     return report
 
@@ -208,6 +219,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
         raise CentaurError(f"--out {str(out)!r} is a file; give a folder for the model.")
     df = text_column_names(read_table(table))  # names go to model.json as text; use them as text throughout
     source = str(table) if not isinstance(table, pd.DataFrame) else "DataFrame"
+    raw = df  # the table as given: split.json hashes its rows
     target, date, group = (None if c is None else str(c) for c in (target, date, group))
     cat = None if cat is None else [str(c) for c in cat]
     cont = None if cont is None else [str(c) for c in cont]
@@ -255,5 +267,9 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     provenance = {"split": split, "seed": seed, "valid_pct": valid_pct, "batch_size": bs, "group": group}
     export(learn, out, metrics=report, provenance=provenance, preprocessing=prep)
     (out / "report.json").write_text(json.dumps(report, indent=2))
+    # which rows validated, and hashes of the rows read, so `centaur report` finds them again
+    rule = split_rule(df, date=date, group=group, valid_pct=valid_pct, seed=seed, valid_idx=dls.valid_idx)
+    read = [c for c in dict.fromkeys([target, date, group, *cat, *cont]) if c and c in raw.columns]
+    write_split(out, raw, read, rule, dls.train_idx, dls.valid_idx, source=source, target=target, date=date)
     print(f"model written to {out}/ (predict with: centaur predict {out} TABLE.csv)")
     return report
