@@ -55,3 +55,7 @@ log "report"
 log "serving: load test of centaur serve on loopback (SOAK=${SOAK:-300} s soak)"
 "$PY" bench/serve_load.py --model models/emoji --threads "$THREADS" --seconds "${SERVE_SECONDS:-20}" \
   --soak "${SOAK:-300}" --out "$OUT/serve.json" --md docs/benchmarks_serve.md >/dev/null
+
+log "distributed: training on 1 vs 2 processes, batch prediction with 1 vs 2 workers"
+"$PY" bench/distributed_scaling.py --data "$DATA" --size "$SIZE" --bs "$BS" --out "$OUT/distributed.json" \
+  --md docs/benchmarks_distributed.md >/dev/null
