@@ -3,7 +3,6 @@ weights and metrics as one process with the same total batch, resume after a cra
 epoch, and one-line errors for --nproc mistakes."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,20 +25,15 @@ WORKER = Path(__file__).with_name("distributed_worker.py")
 ATOL = 1e-5
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_worker(out, nproc, *extra, check=True):
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, str(WORKER), str(out), *extra]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(nproc),
-               "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(WORKER), str(out), *extra]
+        # --standalone: a c10d rendezvous on localhost with a free port it picks itself, as `train --nproc`
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+               str(WORKER), str(out), *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     if check:
         assert done.returncode == 0, done.stderr[-3000:]

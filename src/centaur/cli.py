@@ -239,8 +239,9 @@ def main(argv=None):
         # here keeps a plain mistake (a wrong path) from paying a second to import torch
         learner = sys.modules.get("centaur.train.learner")
         if learner is not None and isinstance(e, learner.TrainingInterrupted):
-            print(e, file=sys.stderr)
-            _resume_hint(args, argv)
+            if os.environ.get("RANK", "0") == "0":  # of the processes `train --nproc` started, the first speaks
+                print(e, file=sys.stderr)
+                _resume_hint(args, argv)
             return 130
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -327,6 +328,8 @@ def launch_train(args, data, out):
     os.environ["CENTAUR_NPROC"] = str(args.nproc)  # the processes started see it and train instead of launching
     try:
         return launch(args.argv, args.nproc)
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C reached the processes too: the first has said where its checkpoint is
     finally:
         del os.environ["CENTAUR_NPROC"]
 

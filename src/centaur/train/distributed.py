@@ -205,16 +205,22 @@ def distributed(learn):
     if init_distributed() <= 1:
         yield learn
         return
+    import torch.distributed as dist
     trainer = DistributedTrainer()
+    finished = False
     try:
         with learn.added_cbs([trainer]):
             try:
                 yield learn
             finally:
                 trainer.restore()
+        finished = True
     finally:
         if joined:
-            import torch.distributed as dist
+            if finished:
+                # leave together: a process that tore its group down while another still held the
+                # connections was aborted by gloo ("terminate called without an active exception")
+                dist.barrier()
             dist.destroy_process_group()
 
 
