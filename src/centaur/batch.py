@@ -67,7 +67,8 @@ def predict_to_file(model_dir, sources, out, chunk_size=None, workers=1, top_k=3
         job.start(identity)
         summary = _predict_table(job, model_dir, source, chunk_size or CHUNK_ROWS, threads, on_chunk)
     else:
-        files = _image_files(sources)
+        from .data.getters import image_paths  # imports pandas: only when it is needed
+        files = image_paths(sources)
         digest = hashlib.sha256("\n".join(map(str, files)).encode()).hexdigest()
         size = chunk_size or CHUNK_IMAGES
         identity = {**common, "kind": "images", "files": len(files), "files_sha256": digest, "chunk_size": size,
@@ -85,22 +86,6 @@ def _check_writable(out):
     if not os.access(existing, os.W_OK):
         raise CentaurError(f"cannot write predictions to {str(out)!r}: {str(existing)!r} is not writable. "
                            "Choose another --out.")
-
-
-def _image_files(sources):
-    from .data.getters import get_image_files
-    files = []
-    for p in map(Path, sources):
-        if p.is_dir():
-            found = get_image_files(p)
-            if not found:
-                raise CentaurError(f"no images in folder {str(p)!r}.")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise CentaurError(f"{str(p)!r} does not exist; give image files or folders.")
-    return files
 
 
 class _Job:

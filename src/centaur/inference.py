@@ -13,7 +13,7 @@ import torch
 from .core.errors import CentaurError, check_choice
 from .core.images import MAX_PIXELS, ImageError, open_image
 from .data.blocks import ImageBlock
-from .data.getters import get_image_files
+from .data.getters import image_paths
 from .data.transforms import transform_from_dict
 from .models.fuse import fold_batchnorm
 from .models.model_dir import load_model_dir, model_version
@@ -153,18 +153,7 @@ class Predictor:
 
     def predict_paths(self, paths, top_k=3):
         """Predict files and folders (folders are searched for images recursively)."""
-        files = []
-        for p in map(Path, paths):
-            if p.is_dir():
-                found = get_image_files(p)
-                if not found:
-                    raise CentaurError(f"no images in folder {str(p)!r}.")
-                files.extend(found)
-            elif p.exists():
-                files.append(p)
-            else:
-                raise CentaurError(f"{str(p)!r} does not exist; give image files or folders.")
-        return self.predict_many(files, top_k)
+        return self.predict_many(image_paths(paths), top_k)
 
 
 def _chunks(items, size):

@@ -50,6 +50,27 @@ def get_image_files(path, recurse=True, folders=None):
     return sorted(files)
 
 
+def image_paths(paths):
+    """Image files from a list of files and folders (folders searched recursively), in order.
+
+    A folder without images or a path that does not exist is a CentaurError.
+
+    >>> image_paths(["photo.jpg", "more_photos/"])  # doctest: +SKIP
+    """
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = get_image_files(p)
+            if not found:
+                raise CentaurError(f"no images in folder {str(p)!r}.")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise CentaurError(f"{str(p)!r} does not exist; give image files or folders.")
+    return files
+
+
 def parent_label(path):
     """The name of the folder holding the file: data/cat/1.jpg -> 'cat'."""
     return Path(path).parent.name
