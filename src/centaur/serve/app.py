@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batcher import Batcher
-from .engine import InputError, load_engine
+from .engine import load_engine
+from .errors import InputError, ServiceError
 from .feedback import FeedbackStore
 from .metrics import ServiceMetrics
 from .routes import feedback_router, predict_router, status_router
@@ -75,11 +76,6 @@ class Service:
         while self.inputs_size > self.settings.recent_bytes:
             _, old = self.inputs.popitem(last=False)
             self.inputs_size -= len(old)
-
-
-class ServiceError(Exception):
-    def __init__(self, status, detail, message, headers=None):
-        self.status, self.detail, self.message, self.headers = status, detail, message, headers
 
 
 def error_response(status, detail, message, headers=None):

@@ -13,14 +13,7 @@ from ..core.errors import CentaurError, did_you_mean
 from ..core.images import ImageError
 from ..inference import Predictor, TabularPredictor
 from ..models.model_dir import model_version, read_meta
-
-
-class InputError(CentaurError):
-    """A request whose input cannot be used: `detail` is the stable phrase the API returns."""
-
-    def __init__(self, detail, message):
-        super().__init__(message)
-        self.detail, self.message = detail, message
+from .errors import InputError
 
 
 def load_engine(settings):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from .engine import InputError
+from .errors import InputError, ServiceError
 
 status_router, predict_router, feedback_router = APIRouter(), APIRouter(), APIRouter()
 
@@ -22,7 +22,6 @@ def get_service(request: Request):
 
 def check_token(request: Request, service=Depends(get_service)):
     """With a token set, POST requests need 'Authorization: Bearer TOKEN' (compared in constant time)."""
-    from .app import ServiceError
     token = service.settings.token
     if not token:
         return
@@ -34,7 +33,6 @@ def check_token(request: Request, service=Depends(get_service)):
 
 
 def ready_service(service=Depends(get_service)):
-    from .app import ServiceError
     if not service.ready:
         raise ServiceError(503, "not ready", "the model is still loading; retry in a few seconds.",
                            {"Retry-After": "2"})
@@ -88,7 +86,6 @@ async def _read_json(request):
 
 
 def _unsupported(content_type, expected):
-    from .app import ServiceError
     return ServiceError(415, "unsupported content type",
                         f"got Content-Type {content_type or 'none'!r}; this model takes {expected}.")
 
@@ -189,7 +186,6 @@ async def feedback(request: Request, service=Depends(ready_service)):
     input go. The input, the prediction, the model version and the answer are stored durably
     before this returns; `centaur feedback export` turns them into a dataset.
     """
-    from .app import ServiceError
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     example = '{"prediction_id": "...", "correct": "label"}'
     resent = None
