@@ -12,22 +12,11 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from centaur.data.blocks import CategoryBlock
+from centaur.data.blocks import CategoryBlock, TensorImageBlock
 from centaur.data.loaders import DataLoaders, Datasets
 from centaur.train.callbacks import Callback
 from centaur.train.distributed import distributed, is_main_process
 from centaur.train.learner import Learner
-
-
-class TensorBlock:
-    kind = "tensor"
-
-    def load(self, x):
-        return x
-
-    @staticmethod
-    def to_tensor(x):
-        return x
 
 
 def make_learner(bs=12, n_train=48, n_valid=17):
@@ -41,8 +30,8 @@ def make_learner(bs=12, n_train=48, n_valid=17):
     xs = list(xs.to(torch.uint8))
     y_block = CategoryBlock()
     y_block.setup(labels)
-    dls = DataLoaders(Datasets(xs[:n_train], labels[:n_train], TensorBlock(), y_block, [], train=True),
-                      Datasets(xs[n_train:], labels[n_train:], TensorBlock(), y_block, [], train=False),
+    dls = DataLoaders(Datasets(xs[:n_train], labels[:n_train], TensorImageBlock(), y_block, [], train=True),
+                      Datasets(xs[n_train:], labels[n_train:], TensorImageBlock(), y_block, [], train=False),
                       bs=bs, seed=7)
     torch.manual_seed(0)
     body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())

@@ -8,23 +8,12 @@ from safetensors import safe_open
 from torch import nn
 
 from centaur.core.errors import CentaurError
-from centaur.data.blocks import CategoryBlock
+from centaur.data.blocks import CategoryBlock, TensorImageBlock
 from centaur.data.loaders import DataLoaders, Datasets
 from centaur.models.heads import BodyHead, create_head
 from centaur.train.callbacks import Callback
 from centaur.train.checkpoint import load_checkpoint, save_checkpoint
 from centaur.train.learner import Learner, TrainingInterrupted
-
-
-class TensorBlock:
-    kind = "tensor"
-
-    def load(self, x):
-        return x
-
-    @staticmethod
-    def to_tensor(x):
-        return x
 
 
 def make_learner(seed=0, init_seed=None, path=None, bs=12):
@@ -38,8 +27,8 @@ def make_learner(seed=0, init_seed=None, path=None, bs=12):
     xs = list(xs.to(torch.uint8))
     y_block = CategoryBlock()
     y_block.setup(labels)
-    dls = DataLoaders(Datasets(xs[:n_train], labels[:n_train], TensorBlock(), y_block, [], train=True),
-                      Datasets(xs[n_train:], labels[n_train:], TensorBlock(), y_block, [], train=False),
+    dls = DataLoaders(Datasets(xs[:n_train], labels[:n_train], TensorImageBlock(), y_block, [], train=True),
+                      Datasets(xs[n_train:], labels[n_train:], TensorImageBlock(), y_block, [], train=False),
                       bs=bs, seed=seed)
     torch.manual_seed(seed if init_seed is None else init_seed)
     body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())

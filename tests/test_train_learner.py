@@ -6,25 +6,13 @@ import torch
 from torch import nn
 
 from centaur.core.errors import CentaurError
-from centaur.data.blocks import CategoryBlock
+from centaur.data.blocks import CategoryBlock, TensorImageBlock
 from centaur.data.loaders import DataLoaders, Datasets
 from centaur.models.heads import BodyHead, create_head
 from centaur.train.callbacks import (EVENTS, CancelBatch, CancelEpoch, CancelFit, Callback, CheckpointCallback,
                                      EarlyStopping, ProgressCallback, SaveBest)
 from centaur.train.learner import Learner
 from centaur.train.schedule import one_cycle
-
-
-class TensorBlock:
-    """An x block whose items are already uint8 (3, H, W) tensors."""
-    kind = "tensor"
-
-    def load(self, x):
-        return x
-
-    @staticmethod
-    def to_tensor(x):
-        return x
 
 
 def color_dls(n_train=64, n_valid=32, bs=16, size=8, seed=0, noise=60):
@@ -38,8 +26,8 @@ def color_dls(n_train=64, n_valid=32, bs=16, size=8, seed=0, noise=60):
     xs = list(xs.clamp(0, 255).to(torch.uint8))
     y_block = CategoryBlock()
     y_block.setup(labels[:n_train])
-    train = Datasets(xs[:n_train], labels[:n_train], TensorBlock(), y_block, [], train=True)
-    valid = Datasets(xs[n_train:], labels[n_train:], TensorBlock(), y_block, [], train=False)
+    train = Datasets(xs[:n_train], labels[:n_train], TensorImageBlock(), y_block, [], train=True)
+    valid = Datasets(xs[n_train:], labels[n_train:], TensorImageBlock(), y_block, [], train=False)
     return DataLoaders(train, valid, bs=bs, seed=seed)
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from centaur.data.blocks import CategoryBlock
+from centaur.data.blocks import CategoryBlock, TensorImageBlock
 from centaur.data.loaders import DataLoaders, Datasets
 from centaur.train.callbacks import Callback
 from centaur.train.learner import Learner
@@ -53,26 +53,14 @@ def test_one_cycle_shape():
     assert one_cycle(0, 10, 1e-2, pct_start=0.1)[0] == pytest.approx(1e-2)
 
 
-class _TensorBlock:
-    """An x block whose items are already uint8 (3, H, W) tensors."""
-    kind = "tensor"
-
-    def load(self, x):
-        return x
-
-    @staticmethod
-    def to_tensor(x):
-        return x
-
-
 def _tiny_dls(n_train=40, n_valid=8, bs=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     xs = list(torch.randint(0, 256, (n_train + n_valid, 3, 4, 4), generator=g, dtype=torch.uint8))
     ys = ["a" if i % 2 else "b" for i in range(n_train + n_valid)]
     y_block = CategoryBlock()
     y_block.setup(ys)
-    train = Datasets(xs[:n_train], ys[:n_train], _TensorBlock(), y_block, [], train=True)
-    valid = Datasets(xs[n_train:], ys[n_train:], _TensorBlock(), y_block, [], train=False)
+    train = Datasets(xs[:n_train], ys[:n_train], TensorImageBlock(), y_block, [], train=True)
+    valid = Datasets(xs[n_train:], ys[n_train:], TensorImageBlock(), y_block, [], train=False)
     return DataLoaders(train, valid, bs=bs, seed=seed)
 
 

@@ -27,6 +27,24 @@ class ImageBlock:
         return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
+class TensorImageBlock:
+    """An image already decoded into a uint8 (3, H, W) tensor (a dataset held in memory, or
+    images made by code): nothing to open, nothing to convert.
+
+    >>> TensorImageBlock.to_tensor(TensorImageBlock().load(torch.zeros(3, 8, 8, dtype=torch.uint8))).shape
+    torch.Size([3, 8, 8])
+    """
+
+    kind = "tensor"
+
+    def load(self, x):
+        return x
+
+    @staticmethod
+    def to_tensor(x):
+        return x
+
+
 def _natural_key(text):
     # "class2" < "class10": digit runs compare as numbers (re.split puts them at odd positions)
     return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", text))]
