@@ -15,7 +15,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.images import ImageError
 
 # Two signals. Pixels: the correlation of 24x24 thumbnails (brightness and contrast removed);
 # resized or re-encoded copies score above 0.99, different emoji of one style at most 0.97
@@ -50,22 +49,14 @@ class ImageEmbedder:
     def embed(self, files, batch_size=32):
         """(embeddings (M, C), pixel signatures (M, 3*24*24), kept indices, {index: error}) for the
         readable files; both kinds of rows are L2-normalized."""
+        from .predictions import decoded_batches
         out, thumbs, kept, errors = [], [], [], {}
-        for start in range(0, len(files), batch_size):
-            batch, idx = [], []
-            for i in range(start, min(start + batch_size, len(files))):
-                try:
-                    batch.append(self.predictor.preprocess(files[i]))
-                    idx.append(i)
-                except ImageError as e:
-                    errors[i] = str(e)
-            if batch:
-                xb = torch.stack(batch)  # (B, 3, H, W) uint8
-                features = self.body(self.predictor.normalize(xb))  # (B, C, h, w)
-                out.append(F.normalize(features.mean((2, 3)), dim=1))
-                small = F.interpolate(xb.float(), size=(24, 24), mode="area").flatten(1)  # (B, 1728)
-                thumbs.append(F.normalize(small - small.mean(1, keepdim=True), dim=1))
-                kept.extend(idx)
+        for xb, idx in decoded_batches(self.predictor, files, errors, batch_size):  # xb (B, 3, H, W) uint8
+            features = self.body(self.predictor.normalize(xb))  # (B, C, h, w)
+            out.append(F.normalize(features.mean((2, 3)), dim=1))
+            small = F.interpolate(xb.float(), size=(24, 24), mode="area").flatten(1)  # (B, 1728)
+            thumbs.append(F.normalize(small - small.mean(1, keepdim=True), dim=1))
+            kept.extend(idx)
         dim = out[0].shape[1] if out else 0
         if not out:
             return torch.zeros(0, dim), torch.zeros(0, 3 * 24 * 24), kept, errors

@@ -35,9 +35,9 @@ def read_split(model_dir, root=None):
     return root, sides
 
 
-def predict_files(predictor, files, batch_size=32):
-    """(probs (N, K) for the readable files, kept indices, {index: error}) for image files."""
-    probs, kept, errors = [], [], {}
+def decoded_batches(predictor, files, errors, batch_size=32):
+    """Yield (uint8 (B, 3, H, W), indices into files) for the readable files, prepared as the
+    predictor prepares them; an unreadable file's message goes into errors[index]."""
     for start in range(0, len(files), batch_size):
         batch, idx = [], []
         for i in range(start, min(start + batch_size, len(files))):
@@ -47,7 +47,14 @@ def predict_files(predictor, files, batch_size=32):
             except ImageError as e:
                 errors[i] = str(e)
         if batch:
-            probs.append(predictor.forward(torch.stack(batch)))
-            kept.extend(idx)
+            yield torch.stack(batch), idx
+
+
+def predict_files(predictor, files, batch_size=32):
+    """(probs (N, K) for the readable files, kept indices, {index: error}) for image files."""
+    probs, kept, errors = [], [], {}
+    for xb, idx in decoded_batches(predictor, files, errors, batch_size):
+        probs.append(predictor.forward(xb))
+        kept.extend(idx)
     k = len(predictor.classes or [0])
     return (torch.cat(probs) if probs else torch.zeros(0, k)), kept, errors
