@@ -11,7 +11,6 @@ embeddings, each item predicted by a model that never saw it (k-fold).
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

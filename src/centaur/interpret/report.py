@@ -56,8 +56,6 @@ def _img(png, cls="plot", alt=""):
 
 
 def _thumb(path, size=96):
-    from PIL import Image
-
     from ..core.images import open_image
     try:
         img = open_image(path)
