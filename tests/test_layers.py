@@ -11,6 +11,7 @@ ALLOWED["inference"] = {"core", "data", "models", "inference"}
 ALLOWED["serve"] = ALLOWED["inference"] | {"serve"}
 ALLOWED["batch"] = ALLOWED["inference"] | {"batch"}  # batch prediction, like serving, never trains
 ALLOWED["interpret"] = set(ORDER) | {"tabular", "inference", "interpret"}  # a server loads models to predict; it never trains
+ALLOWED["label"] = ALLOWED["interpret"] | {"label"}  # the workbench uses inference, models and interpret
 
 
 def _centaur_imports(path):
