@@ -88,8 +88,8 @@ def test_onnx_export_matches_pytorch_and_serves(tiny_model, tmp_path):
 def test_the_listening_socket_sends_small_replies_at_once():
     """TCP_NODELAY on the listening socket: without it a reply waits 40 ms for a delayed ACK."""
     import socket
-    from centaur.serve.server import _bind
-    sock = _bind("127.0.0.1", 0)
+    from centaur.core.net import listen
+    sock = listen("127.0.0.1", 0)
     try:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         assert sock.getsockname()[0] == "127.0.0.1" and sock.getsockname()[1] > 0
