@@ -1,6 +1,7 @@
 """Shared test helpers: small copies of the embedded emoji data, odd image files, one tiny trained model."""
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,25 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EMOJI = ROOT / "data" / "emoji"
+
+# The browser tests drive Debian's Chromium through Playwright.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+         "--no-first-run", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        if os.environ.get("CENTAUR_REQUIRE_BROWSER"):
+            pytest.fail(f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium package")
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
 
 # Small settings keep a training run to seconds on 2 CPU cores.
 TINY_TRAIN = ["--size", "32", "--epochs", "1", "--freeze-epochs", "1", "--bs", "16"]

@@ -1,32 +1,12 @@
 """The service's web page in a real browser (headless Chromium): upload, prediction, heatmap, contest."""
-import os
-import shutil
 import signal
 import sqlite3
-from pathlib import Path
 
 import pytest
 
 from conftest import EMOJI, ROOT
 from serve_helpers import start_server
 from test_serve_table import table_model  # noqa: F401 (a fixture)
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-         "--no-first-run", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        if os.environ.get("CENTAUR_REQUIRE_BROWSER"):
-            pytest.fail(f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium package")
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
