@@ -164,6 +164,24 @@ def test_new_action_clears_redo(store):
     assert store.labels() == {a: "bird"}
     assert store.undo()["label"] == "bird"
     assert store.labels() == {a: "cat"}
+    # redo brings back what was just undone, never the action the new one replaced
+    assert store.redo()["label"] == "bird" and store.redo() is None
+    assert store.labels() == {a: "bird"}
+
+
+def test_version_changes_with_every_change_of_labels(store):
+    a, b = store.add_images(image_records(2))
+    seen = [store.version()]
+    store.apply([a], "cat")
+    store.apply([b], "dog")
+    seen.append(store.version())
+    store.undo()
+    seen.append(store.version())
+    store.undo()
+    seen.append(store.version())
+    assert len(set(seen)) == 4  # two undos in a row are two different states
+    store.redo()
+    assert store.version() == seen[2]  # the same labels again: the same version
 
 
 def test_restart_keeps_labels_and_undo_history(location):

@@ -410,6 +410,8 @@ class LabelStore:
             changed = [image_id for image_id in ids if current[image_id][0] != label]
             if not changed:
                 return dict(id=None, label=label, count=0, at=at)
+            # a new action ends the redo list: actions undone before it stay undone for good (2)
+            self._execute("UPDATE actions SET undone = 2 WHERE undone = 1")
             action_id = self._insert(
                 "INSERT INTO actions (label, author, how, created_at, changed, undone) VALUES (?, ?, ?, ?, ?, 0)",
                 (label, author, how, at, len(changed)))
@@ -454,9 +456,9 @@ class LabelStore:
         return dict(self._read("SELECT label, COUNT(*) FROM labels GROUP BY label ORDER BY label"))
 
     # ---- undo and redo --------------------------------------------------------------------
-    # Undo walks back through actions by id, newest first; redo walks forward again through the
-    # undone actions above the newest live one. A new action gets a higher id than all of them,
-    # which is what clears the redo list: no extra bookkeeping, and it survives restarts.
+    # Undo walks back through live actions (undone = 0) by id, newest first, and marks them 1;
+    # redo walks forward through those (oldest first). A new action marks them 2, undone for
+    # good, which is what clears the redo list; all of it survives restarts.
     def undo(self, author=None):
         """Undo the most recent action not yet undone (anyone's), as a whole; None if there is none.
 
@@ -481,9 +483,8 @@ class LabelStore:
         Returns {'id', 'label', 'count', 'undone': False}.
         """
         with self._write():
-            newest_live = self._execute("SELECT MAX(id) FROM actions WHERE undone = 0").fetchone()[0] or 0
-            row = self._execute("SELECT id, label, changed FROM actions WHERE undone = 1 AND id > ? "
-                                "ORDER BY id LIMIT 1", (newest_live,)).fetchone()
+            row = self._execute("SELECT id, label, changed FROM actions WHERE undone = 1 "
+                                "ORDER BY id LIMIT 1").fetchone()
             if row is None:
                 return None
             action_id, label, count = row
@@ -493,6 +494,12 @@ class LabelStore:
             self._execute("UPDATE actions SET undone = 0, undone_by = NULL, undone_at = NULL WHERE id = ?",
                           (action_id,))
         return dict(id=action_id, label=label, count=count, undone=False)
+
+    def version(self):
+        """Changes with every label write, undo and redo (for caches that depend on the labels)."""
+        live, undone, latest = self._read("SELECT COUNT(*), SUM(CASE WHEN undone = 1 THEN 1 ELSE 0 END), MAX(id) "
+                                          "FROM actions WHERE undone < 2")[0]
+        return f"{latest or 0}.{live or 0}.{undone or 0}"
 
     def history(self, limit=50):
         """The latest actions, newest first: id, label, count, author, how, at, undone."""
