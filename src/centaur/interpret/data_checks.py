@@ -110,30 +110,47 @@ def duplicate_report(files, sides, embeddings, thumbs, kept, threshold=NEAR_DUPL
     return sorted(rows, key=lambda r: (not r["across_split"], -r["similarity"]))
 
 
-def out_of_fold_probs(features, labels, num_classes, folds=5, seed=0, epochs=200, wd=1e-3):
-    """(N, K) probabilities, each row from a logistic regression trained on the other folds."""
+def fit_logistic(features, labels, num_classes, wd=1e-3, max_iter=200):
+    """A multinomial logistic regression (nn.Linear, logits = features @ W.T + b) fitted by LBFGS.
+
+    Minimizes the mean cross-entropy + wd * |W|^2 (the bias is not penalized). The problem is
+    convex, so starting from zeros gives one answer whatever the global random state.
+
+    >>> linear = fit_logistic(torch.randn(20, 4), torch.arange(20) % 2, 2)  # doctest: +SKIP
+    """
+    linear = torch.nn.Linear(features.shape[1], num_classes).to(features.dtype)
+    torch.nn.init.zeros_(linear.weight), torch.nn.init.zeros_(linear.bias)
+    opt = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(linear(features), labels) + wd * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return linear.requires_grad_(False)
+
+
+def out_of_fold_probs(features, labels, num_classes, folds=5, seed=0, epochs=200, wd=1e-3, fold=None):
+    """(N, K) probabilities, each row from a logistic regression trained on the other folds.
+
+    fold: (N,) fold number of each row (0 .. folds-1), for example stratified by class; by
+    default a seeded random assignment.
+    """
     n = len(labels)
-    g = torch.Generator().manual_seed(seed)
-    fold = torch.randperm(n, generator=g) % folds
+    if fold is None:
+        g = torch.Generator().manual_seed(seed)
+        fold = torch.randperm(n, generator=g) % folds
     probs = torch.zeros(n, num_classes)
     for k in range(folds):
         test, train = fold == k, fold != k
         if test.sum() == 0 or train.sum() == 0:
             continue
-        linear = torch.nn.Linear(features.shape[1], num_classes)
-        opt = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=epochs, line_search_fn="strong_wolfe")
-        x, y = features[train], labels[train]
-
-        def closure():
-            opt.zero_grad()
-            loss = F.cross_entropy(linear(x), y) + wd * linear.weight.pow(2).sum()
-            loss.backward()
-            return loss
-
-        with torch.enable_grad():
-            opt.step(closure)
+        linear = fit_logistic(features[train], labels[train], num_classes, wd, epochs)
         with torch.no_grad():
-            probs[test] = linear(features[test]).softmax(-1)
+            probs[test] = linear(features[test]).softmax(-1).float()
     return probs
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..core.errors import CentaurError
+from ..core.errors import CentaurError, did_you_mean
 
 FORMAT = "centaur-model"
 FORMAT_VERSION = 1
 REQUIRED = {"format": str, "format_version": int, "task": str, "arch": str, "num_outputs": int,
             "preprocessing": dict}
 TASKS = ("single_label", "multi_label", "regression")
+HEADS = ("fastai", "linear")  # the head kinds create_classifier builds (models.classifier.HEADS)
 
 
 def write_model_dir(path, model, meta):
@@ -108,6 +109,11 @@ def read_meta(path):
                                f"channel), got {value!r}.")
     if any(v <= 0 for v in prep["std"]):
         raise CentaurError(f"{where}: preprocessing.std must be positive, got {prep['std']}.")
+    head = prep.get("head", "fastai")  # absent in model directories written before the linear head
+    if head not in HEADS:
+        raise CentaurError(f"{where}: unknown head kind preprocessing.head = {head!r}; expected one of "
+                           f"{', '.join(map(repr, HEADS))}.{did_you_mean(head, HEADS)} Was the model saved by "
+                           "a newer centaur?")
     hidden, dropout = prep.get("hidden", 512), prep.get("dropout", 0.5)
     if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
         raise CentaurError(f"{where}: preprocessing.hidden (the head's width) should be a positive integer, "
@@ -131,7 +137,8 @@ def load_model_dir(path):
         else:
             from .classifier import create_classifier
             model, _ = create_classifier(meta["arch"], meta["num_outputs"], pretrained=False,
-                                         hidden=prep.get("hidden", 512), dropout=prep.get("dropout", 0.5))
+                                         hidden=prep.get("hidden", 512), dropout=prep.get("dropout", 0.5),
+                                         head=prep.get("head", "fastai"))
     except CentaurError as e:
         raise CentaurError(f"{str(path / 'model.json')!r} names an architecture this installation cannot "
                            f"build: {e}") from e
