@@ -154,6 +154,24 @@ def build_parser():
     s.add_argument("--feedback-db", help="SQLite file for contested predictions (default MODEL/feedback.sqlite)")
     s.add_argument("--config", help="a file of CENTAUR_SERVE_<OPTION>=value lines")
 
+    lb = sub.add_parser("label", help="the labeling workbench: label a folder of images in the browser",
+                        description="Start the workbench for FOLDER on 127.0.0.1 and open it in a browser: images laid "
+                                    "out by a pretrained network, lasso and name clusters, find similar images, train "
+                                    "in seconds, export. Labels are saved in FOLDER/.centaur as you go.")
+    lb.add_argument("folder", help="the folder of images to label (subfolders included)")
+    lb.add_argument("--port", type=_non_negative_int, default=0, help="port (default: a free one, printed)")
+    lb.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
+                                                        "any other needs a token, made up and printed if not given)")
+    lb.add_argument("--token", help="token every request must carry (default: none on 127.0.0.1)")
+    lb.add_argument("--store", help="label store: an SQLite file or a postgresql:// URL (default FOLDER/.centaur)")
+    lb.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
+    lb.add_argument("--size", type=_positive_int, default=160, help="image size for the embeddings (default 160)")
+    lb.add_argument("--export", metavar="OUT", help="write labels, predictions, a folder per class and the model "
+                                                    "to OUT, then exit, without serving")
+    lb.add_argument("--train", action="store_true", help="with --export: embed and train on the labels first")
+    lb.add_argument("--copy", action="store_true", help="with --export: copy images into the class folders "
+                                                        "instead of linking them")
+
     r = sub.add_parser("report", help="one HTML report: evaluation, confusion, heatmaps, subgroups, data checks, "
                                       "model card",
                        description="Evaluate MODEL on the validation files it recorded, audit subgroups, check the "
@@ -230,7 +248,7 @@ def main(argv=None):
         return e.code
     args.argv = argv  # `train --nproc` starts the same command again on every process
     try:
-        commands = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "serve": cmd_serve,
+        commands = {"train": cmd_train, "predict": cmd_predict, "info": cmd_info, "serve": cmd_serve, "label": cmd_label,
                     "report": cmd_report, "export": cmd_export, "feedback": cmd_feedback, "download": cmd_download,
                     "verify": cmd_verify, "clean": cmd_clean}
         return commands[args.command](args) or 0
@@ -414,6 +432,18 @@ def cmd_info(args):
     from .models.model_dir import read_meta
     _, meta = read_meta(args.model)
     print(json.dumps(meta, indent=2))
+
+
+def cmd_label(args):
+    if args.export:
+        from .label.server import export_project
+        return export_project(args.folder, args.export, store=args.store, mode="copy" if args.copy else "link",
+                              train=args.train)
+    if args.train or args.copy:
+        raise CentaurError("--train and --copy go with --export OUT.")
+    from .label.server import run_workbench
+    return run_workbench(args.folder, host=args.host, port=args.port, store=args.store, token=args.token,
+                         open_browser=not args.no_browser, size=args.size)
 
 
 def cmd_serve(args):

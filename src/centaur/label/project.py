@@ -1,0 +1,378 @@
+"""A labeling project: a folder of images, its label store, its cached embeddings, and what the
+machine has learned from the labels so far.
+
+Everything the workbench knows lives in the folder's `.centaur/` (or a store given elsewhere):
+labels and their undo history in SQLite, embeddings as chunk files, thumbnails, the last trained
+head's predictions. Stop the server at any moment and start it again: nothing is lost.
+"""
+import io
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import CentaurError, check_choice
+from ..core.images import MAX_PIXELS, open_image
+from ..data.getters import get_image_files
+from .store import LabelStore
+
+STATE = ".centaur"
+THUMB_SIZE = 96
+
+
+class Project:
+    """The folder's images and everything computed or decided about them.
+
+    >>> project = Project("photos/")             # doctest: +SKIP
+    >>> project.scan(); project.embed()          # doctest: +SKIP
+    >>> project.label([1, 2, 3], "healthy")      # doctest: +SKIP
+    """
+
+    def __init__(self, folder, store=None, size=160, max_pixels=MAX_PIXELS):
+        self.root = check_folder(folder)
+        self.state = self.root / STATE
+        try:
+            self.state.mkdir(exist_ok=True)
+            (self.state / "thumbs").mkdir(exist_ok=True)
+        except OSError as e:
+            raise CentaurError(f"cannot write the workbench's state to {str(self.state)!r} ({e.strerror}); "
+                               "make the folder writable, or give --store a path elsewhere.") from None
+        self.store = LabelStore(store or self.state / "labels.sqlite")
+        self.size, self.max_pixels = size, max_pixels
+        self.embedder, self.cache = None, None
+        self.progress = dict(state="idle", done=0, total=0, errors=0, message="")
+        self.model = None  # the last HeadResult, with the rows it was trained on
+        self._lock = threading.RLock()
+        self._vectors = None  # (version, {layer: (N, D) float32 rows aligned with images()})
+        self._layouts = {}
+        self._images = None
+        self._worker = None
+        self._stop = threading.Event()
+        self._load_predictions()
+
+    # ---- images ---------------------------------------------------------------------------
+    def scan(self):
+        """Register image files not seen before (hidden folders such as .centaur are skipped).
+
+        Returns the number of images added. A folder without any image is a CentaurError."""
+        files = get_image_files(self.root)
+        if not files and not self.store.images():
+            raise CentaurError(f"no images in {str(self.root)!r} (looked for .jpg, .png, .webp, ... in all "
+                               "subfolders); put the images to label there.")
+        known = {r["path"] for r in self.store.images()}
+        new = []
+        for f in files:
+            rel = f.relative_to(self.root).as_posix()
+            if rel not in known:
+                st = f.stat()
+                new.append(dict(path=rel, status="ok", error=None, size=st.st_size, mtime=st.st_mtime))
+        if new:
+            self.store.add_images(new)
+            with self._lock:
+                self._images = None
+        return len(new)
+
+    def images(self):
+        """The project's images in id order; the row of an image in every array the workbench sends."""
+        with self._lock:
+            if self._images is None:
+                self._images = self.store.images()
+                self._row = {r["id"]: i for i, r in enumerate(self._images)}
+            return self._images
+
+    def rows(self, image_ids):
+        """Rows of image ids in images(); an id the project does not have is a CentaurError."""
+        self.images()
+        missing = [i for i in image_ids if i not in self._row]
+        if missing:
+            raise CentaurError(f"no image with id {', '.join(map(str, missing[:5]))} in this project.")
+        return np.array([self._row[i] for i in image_ids], dtype=np.int64)
+
+    def path(self, image_id):
+        return self.root / self.images()[int(self.rows([image_id])[0])]["path"]
+
+    def resolve(self, relative):
+        """A path from a browser, confined to the project folder (no '..', no absolute paths, no links out)."""
+        if not isinstance(relative, str) or not relative or "\x00" in relative:
+            raise CentaurError("give an image path relative to the project folder.")
+        target = (self.root / relative).resolve()
+        if not target.is_relative_to(self.root) or STATE in target.relative_to(self.root).parts:
+            raise CentaurError(f"path {relative!r} is outside the project folder; only its images are served.")
+        if not target.is_file():
+            raise CentaurError(f"no file {relative!r} in the project folder.")
+        return target
+
+    def thumbnail(self, image_id):
+        """A small JPEG of the image (cached on disk under .centaur/thumbs)."""
+        cached = self.state / "thumbs" / f"{int(image_id)}.jpg"
+        if cached.is_file():
+            return cached.read_bytes()
+        img = open_image(self.path(image_id), self.max_pixels)
+        img.thumbnail((THUMB_SIZE, THUMB_SIZE))
+        buffer = io.BytesIO()
+        img.save(buffer, "JPEG", quality=80)
+        data = buffer.getvalue()
+        tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, cached)
+        return data
+
+    # ---- embeddings -----------------------------------------------------------------------
+    def _open_cache(self):
+        from .embeddings import Embedder, EmbeddingCache
+        if self.embedder is None:
+            self.embedder = Embedder(size=self.size)
+            self.cache = EmbeddingCache(self.state / "embeddings", self.embedder.meta)
+        return self.embedder, self.cache
+
+    def embed(self, batch_size=32):
+        """Embed every readable image not yet in the cache (in this thread); marks unreadable ones."""
+        from .embeddings import embed_missing
+        embedder, cache = self._open_cache()
+        items = [(r["id"], self.root / r["path"]) for r in self.images() if r["status"] == "ok"]
+        todo = [item for item in items if item[0] not in cache.ids()]
+        self.progress.update(state="embedding", done=0, total=len(todo), errors=0,
+                             message=f"embedding {len(todo)} images")
+
+        def progress(done, total):
+            self.progress.update(done=done, total=total)
+            with self._lock:
+                self._vectors = None  # each finished batch shows up in the next layout
+
+        errors = embed_missing(cache, embedder, todo, batch_size=batch_size, progress=progress, stop=self._stop)
+        for image_id, message in errors.items():
+            status = "too_large" if "pixels" in message else "unreadable"
+            self.store.set_status(image_id, status, message)
+        with self._lock:
+            self._images, self._vectors = None, None
+        stopped = self._stop.is_set()
+        self.progress.update(state="stopped" if stopped else "ready", errors=len(errors),
+                             message=f"{len(cache)} images embedded" + (f", {len(errors)} unreadable" if errors else ""))
+        return errors
+
+    def start(self):
+        """Scan and embed in a background thread, so the workbench opens at once."""
+        if self._worker is not None and self._worker.is_alive():
+            return False
+
+        def work():
+            try:
+                self.scan()
+                self.embed()
+            except Exception as e:  # the page shows it; the server keeps serving labels
+                self.progress.update(state="failed", message=str(e))
+
+        self._stop.clear()
+        self._worker = threading.Thread(target=work, name="centaur-embed", daemon=True)
+        self._worker.start()
+        return True
+
+    def stop(self, timeout=30):
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def vectors(self, layer):
+        """(N, D) float32 for layer, rows aligned with images(); rows not embedded yet are NaN."""
+        with self._lock:
+            images = self.images()
+            if self._vectors is None or self._vectors[0] != len(images):
+                _, cache = self._open_cache()
+                ids, by_layer = cache.load()
+                rows = np.array([self._row.get(int(i), -1) for i in ids], dtype=np.int64)
+                keep = rows >= 0
+                aligned = {}
+                for name, values in by_layer.items():
+                    out = np.full((len(images), values.shape[1]), np.nan, dtype=np.float32)
+                    out[rows[keep]] = values[keep]
+                    aligned[name] = out
+                self._vectors = (len(images), aligned)
+            if layer not in self._vectors[1]:
+                check_choice("layer", layer, list(self._vectors[1]) or ["early", "middle", "last"])
+            return self._vectors[1][layer]
+
+    def embedded(self):
+        """Bool (N,): which images have embeddings."""
+        vectors = self.vectors("last")
+        return ~np.isnan(vectors[:, 0])
+
+    # ---- layout, similar ------------------------------------------------------------------
+    def layout(self, layer="last", method="pca"):
+        """(N, 2) float32 in [0, 1], NaN for images not embedded; cached until images or labels change."""
+        from .projection import methods, project
+        label_rows = self.label_rows()
+        allowed = methods(len(set(label_rows[label_rows >= 0].tolist())))
+        check_choice("projection", method, allowed)
+        vectors = self.vectors(layer)
+        ok = ~np.isnan(vectors[:, 0])
+        key = (layer, method, int(ok.sum()), self.store_version() if method == "lda" else None)
+        with self._lock:
+            if key in self._layouts:
+                return self._layouts[key]
+        coords = np.full((len(vectors), 2), np.nan, dtype=np.float32)
+        if ok.sum() >= 3:
+            coords[ok] = project(vectors[ok], method, labels=label_rows[ok] if method == "lda" else None)
+        with self._lock:
+            self._layouts = {k: v for k, v in self._layouts.items() if k[:2] != key[:2]}
+            self._layouts[key] = coords
+        return coords
+
+    def similar(self, image_ids, k=50, layer="last", unlabeled_only=True):
+        """Images most like the given ones across the whole project, best first: (ids, scores)."""
+        from .similar import similar
+        rows = self.rows(image_ids)
+        vectors = self.vectors(layer)
+        ok = ~np.isnan(vectors[:, 0])
+        rows = rows[ok[rows]]
+        if len(rows) == 0:
+            raise CentaurError("none of the selected images is embedded yet; wait for the embedding to finish.")
+        exclude = np.flatnonzero(~ok)
+        if unlabeled_only:
+            exclude = np.union1d(exclude, np.flatnonzero(self.label_rows() >= 0))
+        found, scores = similar(np.nan_to_num(vectors), rows, k=k, exclude=exclude)
+        images = self.images()
+        return [images[int(r)]["id"] for r in found], [float(s) for s in scores]
+
+    # ---- labels ---------------------------------------------------------------------------
+    def label(self, image_ids, label, author="local", how="manual"):
+        action = self.store.apply(list(image_ids), label, author=author, how=how)
+        return action
+
+    def label_names(self):
+        return sorted(self.store.label_counts())
+
+    def label_rows(self):
+        """Int (N,): index of each image's label in label_names(), -1 when unlabeled."""
+        names = {name: i for i, name in enumerate(self.label_names())}
+        labels = self.store.labels()
+        return np.array([names.get(labels.get(r["id"]), -1) for r in self.images()], dtype=np.int64)
+
+    def store_version(self):
+        return self.store.version()
+
+    # ---- training -------------------------------------------------------------------------
+    def train(self, folds=5):
+        """Train a head on the cached last-layer embeddings of the labeled images (seconds)."""
+        from .learn import train_head
+        vectors = self.vectors("last")
+        ok = ~np.isnan(vectors[:, 0])
+        labels = self.store.labels()
+        per_row = [labels.get(r["id"]) if ok[i] else None for i, r in enumerate(self.images())]
+        if sum(label is not None for label in per_row) == 0:
+            raise CentaurError("no labeled image is embedded yet: label some images (and let the embedding "
+                               "finish) before training.")
+        result = train_head(np.nan_to_num(vectors), per_row, folds=folds)
+        result.probs[~ok] = np.nan
+        with self._lock:
+            self.model = result
+            self._predicted_ids = [r["id"] for r in self.images()]
+        self._save_predictions(result)
+        return result
+
+    def predictions(self):
+        """(classes, probs (N, K) aligned with images(), NaN where unknown) or None before training."""
+        with self._lock:
+            if self.model is None:
+                return None
+            index = {image_id: row for row, image_id in enumerate(self._predicted_ids)}
+            probs = np.full((len(self.images()), len(self.model.classes)), np.nan, dtype=np.float32)
+            for row, r in enumerate(self.images()):
+                if r["id"] in index:
+                    probs[row] = self.model.probs[index[r["id"]]]
+            return self.model.classes, probs
+
+    def _save_predictions(self, result):
+        path = self.state / "predictions.npz"
+        tmp = self.state / f"predictions.{os.getpid()}.tmp.npz"
+        np.savez(tmp, probs=result.probs.astype(np.float32), ids=np.array(self._predicted_ids, dtype=np.int64),
+                 weight=result.weight.astype(np.float32), bias=result.bias.astype(np.float32))
+        os.replace(tmp, path)
+        summary = dict(classes=result.classes, accuracy=result.accuracy, interval=list(result.interval),
+                       num_labeled=result.num_labeled, counts=result.counts, folds=result.folds,
+                       seconds=result.seconds, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        self.store.set_meta("model", summary)
+
+    def _load_predictions(self):
+        """The last trained head's predictions, so a restarted workbench still fades and queues."""
+        summary, path = self.store.get_meta("model"), self.state / "predictions.npz"
+        if not summary or not path.is_file():
+            return
+        from .learn import HeadResult
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                probs, ids, weight, bias = saved["probs"], saved["ids"], saved["weight"], saved["bias"]
+        except (OSError, ValueError, KeyError):
+            return  # damaged: the next training writes it again
+        self.model = HeadResult(classes=summary["classes"], weight=weight, bias=bias, accuracy=summary["accuracy"],
+                                interval=tuple(summary["interval"]), num_labeled=summary["num_labeled"],
+                                counts=summary["counts"], folds=summary["folds"], seconds=summary["seconds"],
+                                probs=probs)
+        self._predicted_ids = ids.tolist()
+
+    def model_summary(self):
+        return self.store.get_meta("model") if self.model is not None else None
+
+    # ---- export ---------------------------------------------------------------------------
+    def export(self, out=None, what=("labels", "predictions", "folders", "model"), mode="link"):
+        """Write labels (CSV, JSON), predictions, a folder per class and the model directory under `out`
+        (by default .centaur/export). Returns {what: path}."""
+        from . import export
+        out = Path(out) if out is not None else self.state / "export"
+        out.mkdir(parents=True, exist_ok=True)
+        records = self.store.label_records()
+        if not records:
+            raise CentaurError("no labels to export yet; label some images first.")
+        written = {}
+        if "labels" in what:
+            export.write_labels_csv(records, out / "labels.csv")
+            export.write_labels_json(records, out / "labels.json")
+            written["labels"] = str(out / "labels.csv")
+            written["labels_json"] = str(out / "labels.json")
+        predicted = self.predictions()
+        if "predictions" in what and predicted is not None:
+            classes, probs = predicted
+            labels = self.store.labels()
+            ok = ~np.isnan(probs[:, 0])
+            images = [r for r, keep in zip(self.images(), ok) if keep]
+            export.write_predictions_csv([r["path"] for r in images], classes, probs[ok], out / "predictions.csv",
+                                         labels=[labels.get(r["id"], "") for r in images])
+            written["predictions"] = str(out / "predictions.csv")
+        if "folders" in what:
+            export.write_class_folders(self.root, records, out / "classes", mode=mode)
+            written["folders"] = str(out / "classes")
+        if "model" in what and self.model is not None:
+            embedder, _ = self._open_cache()
+            export.write_model_dir(self.model, embedder.meta, out / "model")
+            written["model"] = str(out / "model")
+        return written
+
+    def summary(self):
+        """What the page's header shows: counts, labels, embedding progress, the model."""
+        images = self.images()
+        status = {}
+        for r in images:
+            status[r["status"]] = status.get(r["status"], 0) + 1
+        return dict(root=str(self.root), images=len(images), status=status, labels=self.store.label_counts(),
+                    progress=dict(self.progress), model=self.model_summary(),
+                    version=self.store_version())
+
+    def close(self):
+        self.stop()
+        self.store.close()
+
+
+def check_folder(folder):
+    """The project folder, resolved; a clear error for a missing, non-folder or unreadable path."""
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise CentaurError(f"folder {str(root)!r} does not exist; give the folder of images to label.")
+    if not root.is_dir():
+        raise CentaurError(f"{str(root)!r} is a file; give the folder that holds the images to label.")
+    try:
+        next(os.scandir(root), None)
+    except PermissionError:
+        raise CentaurError(f"no permission to read folder {str(root)!r}; check its permissions.") from None
+    return root.resolve()
+

@@ -1,0 +1,261 @@
+"""The workbench's HTTP API against a real SQLite store, real pretrained embeddings and real images:
+label, undo, find similar, train, export, restart, and the bad inputs a browser can send."""
+import csv
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from centaur.core.errors import CentaurError
+from centaur.label.app import create_app
+from centaur.label.project import Project
+
+EMOJI = Path(__file__).resolve().parents[1] / "data" / "emoji"
+PER_CLASS = 12
+
+
+def _copy_images(out):
+    for kind in ("animal", "body", "face"):
+        for f in sorted((EMOJI / kind).glob("*.png"))[:PER_CLASS]:
+            shutil.copy(f, out / f"{kind}_{f.name}")  # flat: the workbench starts without labels
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """A folder of 36 real emoji plus one corrupt file, scanned and embedded once; tests copy it."""
+    folder = tmp_path_factory.mktemp("photos")
+    _copy_images(folder)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    project = Project(folder, size=96)
+    project.scan()
+    project.embed()
+    project.close()
+    return folder
+
+
+@pytest.fixture
+def folder(embedded, tmp_path):
+    target = tmp_path / "photos"
+    shutil.copytree(embedded, target)
+    return target
+
+
+@pytest.fixture
+def client(folder):
+    project = Project(folder, size=96)
+    project.scan()
+    project.embed()  # the cache copied with the folder: nothing to compute
+    with TestClient(create_app(project, background=False)) as c:
+        yield c
+    project.close()
+
+
+def _ids_by_kind(client):
+    images = client.get("/api/images").json()
+    by_kind = {}
+    for image_id, path, status in zip(images["ids"], images["paths"], images["status"]):
+        if status == "ok":
+            by_kind.setdefault(path.split("_")[0], []).append(image_id)
+    return by_kind
+
+
+def test_images_listed_with_the_corrupt_one_marked(client):
+    images = client.get("/api/images").json()
+    assert len(images["ids"]) == 3 * PER_CLASS + 1
+    status = dict(zip(images["paths"], images["status"]))
+    assert status["broken.png"] == "unreadable"
+    assert sum(s == "ok" for s in status.values()) == 3 * PER_CLASS
+    summary = client.get("/api/project").json()
+    assert summary["status"] == {"ok": 36, "unreadable": 1}
+
+
+def test_layout_is_compact_float32_in_the_unit_square(client):
+    images = client.get("/api/images").json()
+    response = client.get("/api/layout", params={"layer": "last", "method": "pca"})
+    assert response.headers["content-type"] == "application/octet-stream"
+    coords = np.frombuffer(response.content, dtype="<f4").reshape(-1, 2)
+    assert len(coords) == len(images["ids"])
+    broken = images["paths"].index("broken.png")
+    assert np.isnan(coords[broken]).all()
+    ok = np.delete(coords, broken, axis=0)
+    assert np.isfinite(ok).all() and ok.min() >= 0 and ok.max() <= 1
+    for layer in ("early", "middle"):
+        assert len(client.get("/api/layout", params={"layer": layer}).content) == 8 * len(images["ids"])
+    bad = client.get("/api/layout", params={"layer": "deepest"})
+    assert bad.status_code == 422 and "layer" in bad.json()["detail"]
+    lda = client.get("/api/layout", params={"method": "lda"})
+    assert lda.status_code == 422  # no labels yet
+
+
+def test_label_undo_redo_as_whole_actions(client):
+    kinds = _ids_by_kind(client)
+    r = client.post("/api/labels", json={"ids": kinds["face"], "label": "face", "how": "lasso"})
+    assert r.status_code == 200 and r.json()["action"]["count"] == PER_CLASS
+    client.post("/api/labels", json={"ids": kinds["animal"][:5], "label": "animal"})
+    assert client.get("/api/project").json()["labels"] == {"face": 12, "animal": 5}
+    undone = client.post("/api/undo").json()
+    assert undone["action"]["count"] == 5 and undone["labels"] == {"face": 12}
+    assert client.post("/api/redo").json()["labels"] == {"face": 12, "animal": 5}
+    assert client.post("/api/undo").json()["labels"] == {"face": 12}
+    assert client.post("/api/undo").json()["labels"] == {}
+    assert client.post("/api/undo").json()["action"] is None
+    history = client.get("/api/history").json()
+    assert [h["count"] for h in history] == [5, 12] and all(h["undone"] for h in history)
+
+
+def test_bad_label_requests_are_refused_with_a_reason(client):
+    assert client.post("/api/labels", json={"ids": [], "label": "x"}).status_code == 422
+    unknown = client.post("/api/labels", json={"ids": [999999], "label": "x"})
+    assert unknown.status_code in (404, 422) and "999999" in unknown.json()["detail"]
+    slash = client.post("/api/labels", json={"ids": [1], "label": "../etc"})
+    assert slash.status_code == 422
+    big = client.post("/api/labels", content=b"{" + b" " * 5_000_000 + b"}",
+                      headers={"content-type": "application/json"})
+    assert big.status_code == 413
+    assert client.get("/api/project").json()["labels"] == {}
+
+
+def test_labels_and_undo_history_survive_a_restart(folder):
+    project = Project(folder, size=96)
+    project.scan()
+    with TestClient(create_app(project, background=False)) as c:
+        kinds = _ids_by_kind(c)
+        c.post("/api/labels", json={"ids": kinds["body"], "label": "body", "how": "lasso"})
+        c.post("/api/labels", json={"ids": kinds["face"][:3], "label": "face"})
+    project.close()
+    again = Project(folder, size=96)
+    again.scan()
+    again.embed()
+    assert again.progress["total"] == 0  # the embeddings were cached: nothing computed again
+    with TestClient(create_app(again, background=False)) as c:
+        assert c.get("/api/project").json()["labels"] == {"body": 12, "face": 3}
+        assert c.post("/api/undo").json()["labels"] == {"body": 12}
+    again.close()
+
+
+def test_find_similar_finds_the_same_kind_across_all_images(client):
+    kinds = _ids_by_kind(client)
+    query = kinds["face"][:3]
+    found = client.post("/api/similar", json={"ids": query, "k": 9}).json()
+    assert len(found["ids"]) == 9 and not set(found["ids"]) & set(query)
+    assert found["scores"] == sorted(found["scores"], reverse=True)
+    faces = sum(i in kinds["face"] for i in found["ids"])
+    assert faces >= 6, f"only {faces} of 9 nearest neighbours of three faces are faces"
+    client.post("/api/labels", json={"ids": kinds["face"][3:8], "label": "face"})
+    after = client.post("/api/similar", json={"ids": query, "k": 30}).json()["ids"]
+    assert not set(after) & set(kinds["face"][3:8])  # unlabeled ones only, by default
+
+
+def test_train_gives_accuracy_with_interval_then_predictions_and_a_queue(client):
+    kinds = _ids_by_kind(client)
+    assert client.post("/api/train").status_code == 422  # nothing labeled yet
+    for kind in ("animal", "face", "body"):
+        client.post("/api/labels", json={"ids": kinds[kind][:8], "label": kind})
+    trained = client.post("/api/train").json()
+    assert trained["num_labeled"] == 24 and sorted(trained["classes"]) == ["animal", "body", "face"]
+    low, high = trained["interval"]
+    assert 0 <= low <= trained["accuracy"] <= high <= 1
+    assert trained["accuracy"] > 0.6, trained  # three kinds of emoji: chance is 0.33
+    predictions = client.get("/api/predictions").json()
+    images = client.get("/api/images").json()
+    unlabeled = [i for i, label, status in zip(images["ids"], images["labels"], images["status"])
+                 if label < 0 and status == "ok"]
+    assert sorted(predictions["queue"]) == sorted(unlabeled)
+    rows = {image_id: r for r, image_id in enumerate(images["ids"])}
+    right = sum(predictions["classes"][predictions["predicted"][rows[i]]] == images["paths"][rows[i]].split("_")[0]
+                for i in unlabeled)
+    assert right >= 8, f"{right} of {len(unlabeled)} unlabeled images predicted right"
+    assert "lda" in client.get("/api/layouts").json()["methods"]
+    lda = np.frombuffer(client.get("/api/layout", params={"method": "lda"}).content, dtype="<f4")
+    assert np.isfinite(lda).sum() == 2 * 36
+
+
+def test_export_writes_what_centaur_train_reads(client, folder):
+    kinds = _ids_by_kind(client)
+    for kind in ("animal", "face"):
+        client.post("/api/labels", json={"ids": kinds[kind][:6], "label": kind})
+    client.post("/api/train")
+    written = client.post("/api/export", json={}).json()
+    assert set(written) >= {"labels", "labels_json", "predictions", "folders", "model"}
+    with open(written["labels"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12 and {r["label"] for r in rows} == {"animal", "face"}
+    assert all(r["author"] and r["at"] and r["how"] for r in rows)
+    classes = Path(written["folders"])
+    assert sorted(p.name for p in classes.iterdir() if p.is_dir()) == ["animal", "face"]
+    assert len(list((classes / "face").iterdir())) == 6
+    download = client.get("/api/export/labels.csv")
+    assert download.status_code == 200 and download.text.count("\n") == 13
+    from centaur.inference import Predictor
+    assert Predictor(written["model"]).predict(next(folder.glob("face_*.png")))["label"] in ("animal", "face")
+
+
+def test_paths_from_the_browser_stay_inside_the_project(client, folder):
+    assert client.get("/api/file", params={"path": next(folder.glob("face_*")).name}).status_code == 200
+    for bad in ("../../../etc/passwd", "/etc/passwd", ".centaur/labels.sqlite", "missing.png"):
+        r = client.get("/api/file", params={"path": bad})
+        assert r.status_code == 422, bad
+    assert client.get("/api/image/999999").status_code == 404
+    broken = client.get("/api/images").json()["paths"].index("broken.png")
+    assert client.get(f"/api/thumb/{client.get('/api/images').json()['ids'][broken]}").status_code == 422
+    ok = client.get("/api/thumb/1")
+    assert ok.status_code == 200 and ok.headers["content-type"] == "image/jpeg"
+
+
+def test_a_token_guards_a_workbench_bound_beyond_loopback(folder):
+    project = Project(folder, size=96)
+    with TestClient(create_app(project, token="s3cret", background=False)) as c:
+        assert c.get("/api/project").status_code == 401
+        assert c.get("/api/project", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/?token=s3cret").status_code == 200
+        assert c.get("/api/project").status_code == 200  # the page's cookie carries it from then on
+    project.close()
+
+
+def test_two_tabs_labeling_at_once_lose_nothing(folder):
+    project = Project(folder, size=96)
+    project.scan()
+    ids = [r["id"] for r in project.images()]
+    with TestClient(create_app(project, background=False)) as c:
+        def tab(label, chosen):
+            for image_id in chosen:
+                assert c.post("/api/labels", json={"ids": [image_id], "label": label}).status_code == 200
+
+        tabs = [threading.Thread(target=tab, args=("even", ids[0::2])),
+                threading.Thread(target=tab, args=("odd", ids[1::2]))]
+        for t in tabs:
+            t.start()
+        for t in tabs:
+            t.join()
+        counts = c.get("/api/project").json()["labels"]
+    project.close()
+    assert counts == {"even": len(ids[0::2]), "odd": len(ids[1::2])}
+    assert len(Project(folder, size=96).store.history(limit=1000)) == len(ids)
+
+
+def test_folders_that_cannot_be_a_project(tmp_path):
+    with pytest.raises(CentaurError, match="does not exist"):
+        Project(tmp_path / "nowhere")
+    (tmp_path / "file.png").write_bytes(b"x")
+    with pytest.raises(CentaurError, match="is a file"):
+        Project(tmp_path / "file.png")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CentaurError, match="no images"):
+        Project(empty).scan()
+
+
+def test_added_images_are_embedded_incrementally(folder):
+    project = Project(folder, size=96)
+    project.scan()
+    project.embed()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(folder / "new_red.png")
+    assert project.scan() == 1
+    project.embed()
+    assert project.progress["total"] == 1  # only the new image was computed
+    assert project.embedded().sum() == 37
+    project.close()
