@@ -26,10 +26,11 @@ def _copy_images(out):
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    """A folder of 36 real emoji plus one corrupt file, scanned and embedded once; tests copy it."""
+    """A folder of 36 real emoji, a corrupt file and a decompression bomb, embedded once; tests copy it."""
     folder = tmp_path_factory.mktemp("photos")
     _copy_images(folder)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    Image.new("1", (20_000, 20_000)).save(folder / "huge.png")  # 400 million pixels in a small file
     project = Project(folder, size=96)
     project.scan()
     project.embed()
@@ -63,14 +64,14 @@ def _ids_by_kind(client):
     return by_kind
 
 
-def test_images_listed_with_the_corrupt_one_marked(client):
+def test_corrupt_and_oversized_images_are_listed_not_fatal(client):
     images = client.get("/api/images").json()
-    assert len(images["ids"]) == 3 * PER_CLASS + 1
+    assert len(images["ids"]) == 3 * PER_CLASS + 2
     status = dict(zip(images["paths"], images["status"]))
-    assert status["broken.png"] == "unreadable"
+    assert status["broken.png"] == "unreadable" and status["huge.png"] == "too_large"
     assert sum(s == "ok" for s in status.values()) == 3 * PER_CLASS
     summary = client.get("/api/project").json()
-    assert summary["status"] == {"ok": 36, "unreadable": 1}
+    assert summary["status"] == {"ok": 36, "unreadable": 1, "too_large": 1}
 
 
 def test_layout_is_compact_float32_in_the_unit_square(client):
@@ -81,7 +82,8 @@ def test_layout_is_compact_float32_in_the_unit_square(client):
     assert len(coords) == len(images["ids"])
     broken = images["paths"].index("broken.png")
     assert np.isnan(coords[broken]).all()
-    ok = np.delete(coords, broken, axis=0)
+    assert np.isnan(coords[images["paths"].index("huge.png")]).all()
+    ok = coords[[s == "ok" for s in images["status"]]]
     assert np.isfinite(ok).all() and ok.min() >= 0 and ok.max() <= 1
     for layer in ("early", "middle"):
         assert len(client.get("/api/layout", params={"layer": layer}).content) == 8 * len(images["ids"])
@@ -257,5 +259,10 @@ def test_added_images_are_embedded_incrementally(folder):
     assert project.scan() == 1
     project.embed()
     assert project.progress["total"] == 1  # only the new image was computed
-    assert project.embedded().sum() == 37
+    assert project.embedded().sum() == 37 and project.progress["errors"] == 0
+    shutil.copy(next(folder.glob("face_*.png")), folder / "broken.png")  # the damaged file replaced
+    assert project.scan() == 0
+    project.embed()
+    assert project.embedded().sum() == 38
+    assert {r["status"] for r in project.images() if r["path"] == "broken.png"} == {"ok"}
     project.close()

@@ -47,6 +47,7 @@ class Project:
         self._lock = threading.RLock()
         self._vectors = None  # (version, {layer: (N, D) float32 rows aligned with images()})
         self._layouts = {}
+        self._indexes = {}  # layer -> (the vectors it was built from, SimilarIndex)
         self._images = None
         self._worker = None
         self._stop = threading.Event()
@@ -61,15 +62,18 @@ class Project:
         if not files and not self.store.images():
             raise CentaurError(f"no images in {str(self.root)!r} (looked for .jpg, .png, .webp, ... in all "
                                "subfolders); put the images to label there.")
-        known = {r["path"] for r in self.store.images()}
-        new = []
+        known = {r["path"]: r for r in self.store.images()}
+        new, replaced = [], []
         for f in files:
             rel = f.relative_to(self.root).as_posix()
+            st = f.stat()
+            record = dict(path=rel, status="ok", error=None, size=st.st_size, mtime=st.st_mtime)
             if rel not in known:
-                st = f.stat()
-                new.append(dict(path=rel, status="ok", error=None, size=st.st_size, mtime=st.st_mtime))
-        if new:
-            self.store.add_images(new)
+                new.append(record)
+            elif known[rel]["status"] != "ok" and (known[rel]["mtime"], known[rel]["size"]) != (st.st_mtime, st.st_size):
+                replaced.append(record)  # an unreadable image replaced by a good copy is tried again
+        if new or replaced:
+            self.store.add_images(new + replaced)
             with self._lock:
                 self._images = None
         return len(new)
@@ -221,17 +225,21 @@ class Project:
 
     def similar(self, image_ids, k=50, layer="last", unlabeled_only=True):
         """Images most like the given ones across the whole project, best first: (ids, scores)."""
-        from .similar import similar
+        from .similar import SimilarIndex
         rows = self.rows(image_ids)
         vectors = self.vectors(layer)
         ok = ~np.isnan(vectors[:, 0])
+        with self._lock:
+            index = self._indexes.get(layer)
+            if index is None or index[0] is not vectors:  # built once per state of the cache, not per query
+                index = self._indexes[layer] = (vectors, SimilarIndex(np.nan_to_num(vectors)))
         rows = rows[ok[rows]]
         if len(rows) == 0:
             raise CentaurError("none of the selected images is embedded yet; wait for the embedding to finish.")
         exclude = np.flatnonzero(~ok)
         if unlabeled_only:
             exclude = np.union1d(exclude, np.flatnonzero(self.label_rows() >= 0))
-        found, scores = similar(np.nan_to_num(vectors), rows, k=k, exclude=exclude)
+        found, scores = index[1].query(rows, k=k, exclude=exclude)
         images = self.images()
         return [images[int(r)]["id"] for r in found], [float(s) for s in scores]
 
