@@ -3,6 +3,7 @@ label, undo, find similar, train, export, restart, and the bad inputs a browser 
 import csv
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +267,23 @@ def test_added_images_are_embedded_incrementally(folder):
     assert project.embedded().sum() == 38
     assert {r["status"] for r in project.images() if r["path"] == "broken.png"} == {"ok"}
     project.close()
+
+
+@pytest.mark.slow
+def test_a_full_fine_tune_runs_in_the_background_and_writes_a_model(client):
+    kinds = _ids_by_kind(client)
+    for kind in ("animal", "face"):
+        client.post("/api/labels", json={"ids": kinds[kind], "label": kind})
+    assert client.get("/api/finetune").json()["state"] == "idle"
+    project = client.app.state.project
+    started = project.finetune(epochs=1, size=32, extra=("--freeze-epochs", "1", "--bs", "8"))
+    assert started["state"] == "running"
+    again = client.post("/api/finetune", json={"epochs": 1})
+    assert again.status_code == 422 and "already running" in again.json()["detail"]
+    deadline = time.monotonic() + 240
+    while (status := client.get("/api/finetune").json())["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert status["state"] == "done", status["log"]
+    from centaur.inference import Predictor
+    predictor = Predictor(status["model"])
+    assert sorted(predictor.classes) == ["animal", "face"]

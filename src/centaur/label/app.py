@@ -42,6 +42,11 @@ class SimilarRequest(BaseModel):
     unlabeled_only: bool = True
 
 
+class FinetuneRequest(BaseModel):
+    epochs: int = Field(3, ge=1, le=100)
+    size: Optional[int] = Field(None, ge=32, le=1024)
+
+
 class ExportRequest(BaseModel):
     what: list[str] = ["labels", "predictions", "folders", "model"]
     mode: str = Field("link", pattern="^(link|copy)$")
@@ -194,6 +199,16 @@ def api_router(project):
         images = project.images()
         return dict(classes=classes, predicted=predicted.tolist(), confidence=np.round(confidence, 4).tolist(),
                     queue=[images[int(r)]["id"] for r in order])
+
+    @router.post("/finetune")
+    def finetune(body: FinetuneRequest = FinetuneRequest()):
+        """Start a full fine-tune of the network on the labels, in the background (`centaur train`)."""
+        return project.finetune(epochs=body.epochs, size=body.size)
+
+    @router.get("/finetune")
+    def finetune_status():
+        """The background fine-tune: idle, running, done or failed; the last lines of its log."""
+        return project.finetune_status()
 
     @router.post("/export")
     def export(body: ExportRequest = ExportRequest()):

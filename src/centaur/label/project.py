@@ -7,6 +7,9 @@ head's predictions. Stop the server at any moment and start it again: nothing is
 """
 import io
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -49,7 +52,7 @@ class Project:
         self._layouts = {}
         self._indexes = {}  # layer -> (the vectors it was built from, SimilarIndex)
         self._images = None
-        self._worker = None
+        self._worker, self._finetune = None, None
         self._stop = threading.Event()
         self._load_predictions()
 
@@ -356,6 +359,36 @@ class Project:
             written["model"] = str(out / "model")
         return written
 
+    # ---- full fine-tune ---------------------------------------------------------------------
+    def finetune(self, epochs=3, size=None, extra=()):
+        """Fine-tune the whole network on the labels in the background: `centaur train` on a folder per
+        class, in its own process (its log in .centaur/finetune/train.log, the model in .../model)."""
+        from . import export
+        if self._finetune is not None and self._finetune.poll() is None:
+            raise CentaurError("a fine-tune is already running; wait for it to finish.")
+        folder = self.state / "finetune"
+        folder.mkdir(exist_ok=True)
+        export.write_class_folders(self.root, self.store.label_records(), folder / "classes")
+        command = [sys.executable, "-m", "centaur.cli", "train", str(folder / "classes"), "--out",
+                   str(folder / "model"), "--epochs", str(int(epochs)), *(["--size", str(int(size))] if size else []),
+                   *extra]
+        with open(folder / "train.log", "wb") as log:
+            self._finetune = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        self._finetune_started = time.time()
+        return self.finetune_status()
+
+    def finetune_status(self):
+        """{'state': idle|running|done|failed, 'log': its last lines, 'model': the model folder when done}."""
+        folder = self.state / "finetune"
+        log = (folder / "train.log").read_text(errors="replace") if (folder / "train.log").is_file() else ""
+        tail = "\n".join(log.replace("\r", "\n").splitlines()[-12:])
+        if self._finetune is None:
+            return dict(state="idle", log=tail, model=None)
+        code = self._finetune.poll()
+        state = "running" if code is None else ("done" if code == 0 else "failed")
+        return dict(state=state, log=tail, model=str(folder / "model") if state == "done" else None,
+                    seconds=round(time.time() - self._finetune_started, 1))
+
     def summary(self):
         """What the page's header shows: counts, labels, embedding progress, the model."""
         images = self.images()
@@ -368,6 +401,12 @@ class Project:
 
     def close(self):
         self.stop()
+        if self._finetune is not None and self._finetune.poll() is None:
+            self._finetune.send_signal(signal.SIGINT)  # it keeps its last finished epoch's checkpoint
+            try:
+                self._finetune.wait(30)
+            except subprocess.TimeoutExpired:
+                self._finetune.kill()
         self.store.close()
 
 

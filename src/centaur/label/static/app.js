@@ -100,6 +100,7 @@ async function refreshSummary() {
     await loadLayout(false);
   }
   state.progressState = p.state;
+  if (state.finetuneState === "running") showFinetune(await api("/finetune"));
 }
 
 // ---- drawing ---------------------------------------------------------------------------------
@@ -363,6 +364,18 @@ async function reviewQueue() {
   showSelection();
 }
 
+async function finetune() {
+  showFinetune(await api("/finetune", { method: "POST", body: {} }));
+}
+
+function showFinetune(f) {
+  state.finetuneState = f.state;
+  $("finetune").disabled = f.state === "running";
+  $("finetune-info").textContent = f.state === "idle" ? "" :
+    `fine-tune ${f.state}${f.seconds !== undefined ? " (" + f.seconds + " s)" : ""}` +
+    (f.model ? `\nmodel: ${f.model}` : "") + (f.log ? "\n" + f.log.split("\n").slice(-4).join("\n") : "");
+}
+
 async function exportAll() {
   const written = await api("/export", { method: "POST", body: {} });
   $("export-info").textContent = Object.entries(written).map(([k, v]) => `${k}: ${v}`).join("\n");
@@ -509,6 +522,7 @@ $("clear").onclick = clearSelection;
 $("train").onclick = () => guarded(train);
 $("queue").onclick = () => guarded(reviewQueue);
 $("export").onclick = () => guarded(exportAll);
+$("finetune").onclick = () => guarded(finetune);
 $("undo").onclick = () => guarded(() => undo(false));
 $("redo").onclick = () => guarded(() => undo(true));
 $("fade").onchange = () => { state.fade = $("fade").checked; draw(); };
@@ -530,7 +544,7 @@ window.centaur = {
 (async () => {
   await guarded(async () => {
     await loadImages(); await loadLayouts(); resize(); await loadLayout(false); await loadPredictions();
-    await refreshSummary();
+    await refreshSummary(); showFinetune(await api("/finetune"));
   });
   window.centaur.ready = true;
   setInterval(() => refreshSummary().catch(() => {}), 1500);
