@@ -287,3 +287,33 @@ def test_a_full_fine_tune_runs_in_the_background_and_writes_a_model(client):
     from centaur.inference import Predictor
     predictor = Predictor(status["model"])
     assert sorted(predictor.classes) == ["animal", "face"]
+
+
+def test_the_command_line_says_what_is_wrong_in_one_line(tmp_path):
+    from conftest import run_centaur
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_centaur("label", str(empty), "--no-browser")
+    assert result.returncode == 2 and "no images" in result.stderr and "Traceback" not in result.stderr
+    result = run_centaur("label", str(tmp_path / "nowhere"), "--no-browser")
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    result = run_centaur("label", str(empty), "--train")
+    assert result.returncode == 2 and "--export" in result.stderr
+
+
+def test_export_from_the_command_line_trains_and_writes_everything(folder, tmp_path):
+    from conftest import run_centaur
+    project = Project(folder, size=96)
+    project.scan()
+    kinds = {}
+    for r in project.images():
+        kinds.setdefault(r["path"].split("_")[0], []).append(r["id"])
+    project.label(kinds["animal"][:6], "animal")
+    project.label(kinds["food"][:6] if "food" in kinds else kinds["body"][:6], "other")
+    project.close()
+    out = tmp_path / "out"
+    result = run_centaur("label", str(folder), "--export", str(out), "--train", "--size", "96")
+    assert result.returncode == 0, result.stderr
+    assert "cross-validated accuracy" in result.stderr
+    for name in ("labels.csv", "labels.json", "predictions.csv", "classes/animal", "model/model.json"):
+        assert (out / name).exists(), name

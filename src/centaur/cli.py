@@ -438,7 +438,7 @@ def cmd_label(args):
     if args.export:
         from .label.server import export_project
         return export_project(args.folder, args.export, store=args.store, mode="copy" if args.copy else "link",
-                              train=args.train)
+                              train=args.train, size=args.size)
     if args.train or args.copy:
         raise CentaurError("--train and --copy go with --export OUT.")
     from .label.server import run_workbench

@@ -42,10 +42,10 @@ def run_workbench(folder, host="127.0.0.1", port=0, store=None, token=None, open
     return 0
 
 
-def export_project(folder, out, store=None, mode="link", train=False):
+def export_project(folder, out, store=None, mode="link", train=False, size=160):
     """`centaur label FOLDER --export OUT`: write what the workbench would, without serving."""
     from .project import Project
-    project = Project(folder, store=store)
+    project = Project(folder, store=store, size=size)
     try:
         if train:
             project.scan()
