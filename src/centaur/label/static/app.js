@@ -523,6 +523,7 @@ $("train").onclick = () => guarded(train);
 $("queue").onclick = () => guarded(reviewQueue);
 $("export").onclick = () => guarded(exportAll);
 $("finetune").onclick = () => guarded(finetune);
+$("rescan").onclick = () => guarded(async () => { await api("/rescan", { method: "POST" }); await refreshSummary(); });
 $("undo").onclick = () => guarded(() => undo(false));
 $("redo").onclick = () => guarded(() => undo(true));
 $("fade").onchange = () => { state.fade = $("fade").checked; draw(); };
