@@ -98,7 +98,7 @@ def test_report_with_groups_renders_in_chromium(planted, tmp_path):
                     "camera x farm", "too small to judge", "TO BE WRITTEN", "leakage", "95% CI"):
         assert section in html, section
     assert "src=\"http" not in html and "src='http" not in html  # self-contained: every image embedded
-    from test_serve_browser import CHROMIUM, FLAGS
+    from conftest import CHROMIUM, FLAGS
     if not Path(CHROMIUM).is_file():
         if os.environ.get("CENTAUR_REQUIRE_BROWSER"):
             pytest.fail("no Chromium for the report test")
