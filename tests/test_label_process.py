@@ -1,0 +1,73 @@
+"""`centaur label` as a real process on loopback: killed without warning mid-work, started again,
+it has lost no label, no undo step and no embedding."""
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from conftest import EMOJI
+
+
+def _start(folder):
+    proc = subprocess.Popen([sys.executable, "-m", "centaur.cli", "label", str(folder), "--no-browser", "--size", "96"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    line = proc.stderr.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+    assert match, line + (proc.stderr.read() if proc.poll() is not None else "")
+    return proc, match.group(1)
+
+
+def _call(url, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"},
+                                     method="GET" if body is None else "POST")
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.load(r)
+
+
+def _wait_until_embedded(url, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        summary = _call(url, "api/project")
+        if summary["progress"]["state"] == "ready":
+            return summary
+        time.sleep(0.3)
+    raise AssertionError("the workbench never finished embedding")
+
+
+def test_a_killed_workbench_loses_nothing(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for kind in ("animal", "food"):
+        for f in sorted((EMOJI / kind).glob("*.png"))[:10]:
+            shutil.copy(f, folder / f"{kind}_{f.name}")
+    proc, url = _start(folder)
+    try:
+        _wait_until_embedded(url)
+        images = _call(url, "api/images")
+        animals = [i for i, p in zip(images["ids"], images["paths"]) if p.startswith("animal")]
+        foods = [i for i, p in zip(images["ids"], images["paths"]) if p.startswith("food")]
+        _call(url, "api/labels", {"ids": animals, "label": "animal", "how": "lasso"})
+        _call(url, "api/labels", {"ids": foods[:4], "label": "food"})
+        _call(url, "api/labels", {"ids": foods[4:], "label": "food"})
+        _call(url, "api/undo", {})
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no shutdown, no flush: what a power cut does to the process
+        proc.wait(timeout=30)
+
+    proc, url = _start(folder)
+    try:
+        summary = _call(url, "api/project")
+        assert summary["labels"] == {"animal": 10, "food": 4}
+        _wait_until_embedded(url)
+        assert _call(url, "api/project")["progress"]["total"] == 0  # every embedding was on disk
+        assert _call(url, "api/redo", {})["labels"] == {"animal": 10, "food": 10}  # the undone step too
+        assert _call(url, "api/undo", {})["labels"] == {"animal": 10, "food": 4}
+        assert _call(url, "api/undo", {})["labels"] == {"animal": 10}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
