@@ -59,3 +59,6 @@ log "serving: load test of centaur serve on loopback (SOAK=${SOAK:-300} s soak)"
 log "distributed: training on 1 vs 2 processes, batch prediction with 1 vs 2 workers"
 "$PY" bench/distributed_scaling.py --data "$DATA" --size "$SIZE" --bs "$BS" --out "$OUT/distributed.json" \
   --md docs/benchmarks_distributed.md >/dev/null
+
+log "labeling workbench: embedding, layouts, find similar, training, the page with 50,000 images"
+"$PY" bench/label_bench.py --threads "$THREADS" --out "$OUT/label.json" --md docs/benchmarks_label.md >/dev/null
