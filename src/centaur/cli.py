@@ -95,6 +95,9 @@ def build_parser():
                         "(--bs is the total of a step, split among them); several machines: see the README")
     t.add_argument("--bf16", action="store_true", help="images: forward passes under bfloat16 autocast (pays on "
                                                        "GPUs and AMX CPUs; off by default)")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where to train: 'auto' (default) takes a CUDA GPU where PyTorch sees one, else the CPU; "
+                        "with --nproc, one GPU per process")
     t.add_argument("--compile", action="store_true", help="images: torch.compile the model (pays on long runs; "
                                                           "off by default)")
     tab = t.add_argument_group("tables (a CSV or Parquet file with --target)")
@@ -316,7 +319,7 @@ def cmd_train(args):
                            bs=args.bs or 32,
                            size=args.size, resize=args.resize, valid_pct=args.valid_pct, seed=args.seed,
                            augment=not args.no_augment, file_col=args.file_col, label_col=args.label_col,
-                           threads=args.threads, resume=args.resume, cbs=cbs)
+                           threads=args.threads, resume=args.resume, cbs=cbs, device=args.device)
 
 
 def launch_train(args, data, out):
@@ -340,6 +343,8 @@ def launch_train(args, data, out):
                            "Choose another folder with --out.")
     if args.resume and not (out / "checkpoint.safetensors").is_file():
         raise CentaurError(f"cannot resume: no checkpoint in {str(out)!r}. Run without --resume to start.")
+    from .core.device import resolve_device
+    resolve_device(args.device, local_rank=args.nproc - 1)  # the last process needs a GPU too
     if args.nproc == 1:
         return cmd_train(argparse.Namespace(**{**vars(args), "nproc": None}))
     from .train.distributed import launch
@@ -367,7 +372,8 @@ def train_table(args, data, out):
     train_tabular(data, args.target, out, cat=args.cat, cont=args.cont, date=args.date, holidays=args.holidays,
                   group=args.group, valid_pct=args.valid_last or args.valid_pct, task=args.task,
                   epochs=args.epochs or 5, lr=lr, bs=args.bs or 1024, layers=tuple(args.layers),
-                  log_target=args.log_target, seed=args.seed, threads=args.threads, label_delim=args.label_delim)
+                  log_target=args.log_target, seed=args.seed, threads=args.threads, label_delim=args.label_delim,
+                  device=args.device)
 
 
 def predict_table(args):

@@ -1,6 +1,5 @@
 """The main job for tables: pick columns, split by time, train, report with intervals, export."""
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.device import resolve_device
 from ..core.errors import CentaurError, did_you_mean
 from ..core.seed import set_seed
 from ..data.dates import add_date_parts, add_holidays
@@ -201,13 +201,14 @@ def print_table_report(report, out=None):
 
 def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=None, group=None, valid_pct=0.2,
                   task=None, epochs=5, lr=1e-2, bs=1024, layers=(200, 100), ps=0.0, embed_p=0.0,
-                  log_target=False, seed=42, threads=None, progress=True, label_delim=" "):
+                  log_target=False, seed=42, threads=None, progress=True, label_delim=" ", device=None):
     """Train a table model and write the model directory `out`; returns the validation report.
 
     table: a CSV or Parquet file, or a pandas DataFrame. date: expanded into parts, and the
     latest valid_pct of rows validate; group: whole groups validate instead (with a date too,
     the date still gives features). task: 'regression', 'classification' or 'multi_label'
-    (labels in one cell, split on label_delim).
+    (labels in one cell, split on label_delim). device: None or "auto" (a CUDA GPU where there
+    is one), "cpu" or "cuda".
 
     >>> train_tabular("hotel_rates.csv", "avg_price_per_room", "models/hotels", date="arrival_date")  # doctest: +SKIP
     """
@@ -217,6 +218,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CentaurError(f"--out {str(out)!r} is a file; give a folder for the model.")
+    device = resolve_device(device)
     df = text_column_names(read_table(table))  # names go to model.json as text; use them as text throughout
     source = str(table) if not isinstance(table, pd.DataFrame) else "DataFrame"
     raw = df  # the table as given: split.json hashes its rows
@@ -249,7 +251,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
                                      source=source, label_delim=label_delim)
     print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation rows, {split} split",
           file=sys.stderr)
-    learn = tabular_learner(dls, layers=layers, ps=ps, embed_p=embed_p, progress=progress)
+    learn = tabular_learner(dls, layers=layers, ps=ps, embed_p=embed_p, progress=progress, device=device)
     learn.plan = {"method": "fit_one_cycle", "epochs": epochs, "lr": lr}
     with distributed(learn):  # several processes under torchrun (centaur train --nproc N); otherwise just fit
         learn.fit_one_cycle(epochs, lr)

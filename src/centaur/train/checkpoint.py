@@ -7,6 +7,10 @@ The states of the random number generators are saved too (PyTorch's global one, 
 training loader's shuffling generator, those of batch transforms, Python's and NumPy's), so a
 resumed run draws the same shuffles, dropout masks and augmentations as one that was never
 stopped, and ends with the same weights.
+
+Tensors are written from the CPU and read onto the CPU, then copied into the model and
+optimizer wherever they live, so a checkpoint written on a GPU resumes on a CPU and the
+reverse (optimizer state follows its parameters: torch.optim's load_state_dict moves it).
 """
 import json
 import os
@@ -25,11 +29,11 @@ def save_checkpoint(learn, path):
     """Write the learner's state after an epoch; atomic (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in learn.model.state_dict().items()}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
     opt_state = learn.opt.state_dict()
     for pid, state in opt_state["state"].items():
         for name, value in state.items():
-            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().contiguous()
+            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
     groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in opt_state["param_groups"]]
     rng_tensors, rng_meta = _rng_state(learn)
     tensors.update(rng_tensors)
@@ -52,7 +56,7 @@ def load_checkpoint(learn, path, plan=None):
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["centaur"])
-        tensors = load_file(str(path))
+        tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
         raise CentaurError(f"checkpoint {str(path)!r} is damaged or not a centaur checkpoint ({e}).") from e
     if plan is not None and meta.get("plan") != plan:
@@ -95,6 +99,9 @@ def _generators(learn):
 
 def _rng_state(learn):
     tensors = {"rng.torch": torch.get_rng_state()}
+    device = _cuda_device(learn)
+    if device is not None:  # dropout on a GPU draws from that GPU's generator
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
     for name, gen in _generators(learn).items():
         tensors[f"rng.{name}"] = gen.get_state()
     version, internal, gauss = random.getstate()
@@ -109,6 +116,9 @@ def _set_rng_state(learn, tensors, meta):
     # checkpoints without these entries still load; the run then draws fresh random numbers
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"])
+    device = _cuda_device(learn)
+    if device is not None and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)
     for name, gen in _generators(learn).items():
         if f"rng.{name}" in tensors:
             gen.set_state(tensors[f"rng.{name}"])
@@ -118,3 +128,9 @@ def _set_rng_state(learn, tensors, meta):
     if "numpy" in meta and "rng.numpy" in tensors:
         name, pos, has_gauss, gauss = meta["numpy"]
         np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+
+
+def _cuda_device(learn):
+    """The CUDA device the learner trains on, or None on any other."""
+    device = getattr(learn, "device", None)
+    return device if device is not None and device.type == "cuda" else None

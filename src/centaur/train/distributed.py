@@ -72,11 +72,11 @@ def cpu_threads():
     return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
-def init_distributed():
+def init_distributed(device=None):
     """Join the process group torchrun describes in the environment; returns the world size.
 
-    gloo carries CPU tensors; with CUDA, nccl carries GPU tensors as well ("cpu:gloo,cuda:nccl").
-    Outside torchrun (no WORLD_SIZE in the environment) nothing happens and 1 is returned.
+    gloo carries CPU tensors; training on CUDA (device, a torch.device: the Learner's), nccl
+    carries GPU tensors as well ("cpu:gloo,cuda:nccl"). Outside torchrun (no WORLD_SIZE in the environment) nothing happens and 1 is returned.
 
     >>> init_distributed()
     1
@@ -89,8 +89,9 @@ def init_distributed():
     if not dist.is_available():
         raise CentaurError("this PyTorch build has no torch.distributed; install the standard build from "
                            "pytorch.org to train on several processes.")
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if device is not None and device.type == "cuda":
+        # collectives on GPU tensors (nccl, and barrier) run on the current device: make it the Learner's
+        torch.cuda.set_device(device)
         dist.init_process_group("cpu:gloo,cuda:nccl")
     else:
         dist.init_process_group("gloo")
@@ -122,11 +123,11 @@ class DistributedTrainer(Callback):
         self.sharded = True
         # built per fit, after freeze/unfreeze: DDP reduces the gradients of the parameters that
         # require them when it is built. It also copies rank 0's weights to every process.
-        on_gpu = next(self.module.parameters()).is_cuda
+        device = next(self.module.parameters()).device  # the Learner's: cuda:LOCAL_RANK, or the CPU
         # channels_last depthwise kernels (C, 1, k, k) have strides that differ from the bucket's only
         # along a dimension of size 1, the same memory layout; DDP still warns about it on every step
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-        self.ddp = DistributedDataParallel(self.module, device_ids=[torch.cuda.current_device()] if on_gpu else None)
+        self.ddp = DistributedDataParallel(self.module, device_ids=[device] if device.type == "cuda" else None)
 
     def before_train(self):
         self.learn.model = self.ddp
@@ -202,7 +203,7 @@ def distributed(learn):
     ...     export(learn, "models/emoji")
     """
     joined = _group() is None
-    if init_distributed() <= 1:
+    if init_distributed(learn.device) <= 1:
         yield learn
         return
     import torch.distributed as dist

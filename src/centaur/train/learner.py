@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.device import resolve_device
 from ..core.errors import CentaurError, did_you_mean
 from .callbacks import (EVENTS, CancelBatch, CancelEpoch, CancelFit, Callback, CheckpointCallback, OneCycle,
                         ProgressCallback, Recorder)
@@ -23,16 +24,24 @@ class Learner:
     fine-tuning can train the pretrained body slower than the new head.
     wd: AdamW's decoupled weight decay; wd_bn_bias=True also decays batch norm and bias
     parameters (off by default, as in fastai).
+    device: where the model trains; None takes this process's CUDA GPU where there is one
+    (under torchrun: the GPU of its LOCAL_RANK), else the CPU; or "cpu", "cuda", "cuda:1", a
+    torch.device. The model moves there now; every batch moves there as it is used, and
+    predictions come back to the CPU for metrics, callbacks and the caller.
 
     >>> learn = Learner(dls, model, metrics=["accuracy"])  # doctest: +SKIP
     >>> learn.fit_one_cycle(3, 1e-3)                        # doctest: +SKIP
     """
 
     def __init__(self, dls, model, loss_func=None, metrics=(), cbs=(), wd=0.01, path="runs",
-                 param_groups=None, progress=True, wd_bn_bias=False):
-        self.dls, self.model, self.wd, self.path = dls, model, wd, Path(path)
+                 param_groups=None, progress=True, wd_bn_bias=False, device=None):
+        self.device = resolve_device(device)
+        # Module.to moves parameters in place, so param_groups built before still hold them
+        self.dls, self.model, self.wd, self.path = dls, model.to(self.device), wd, Path(path)
         self.wd_bn_bias = wd_bn_bias
         self.loss_func = loss_func or dls.y_block.loss_func()
+        if isinstance(self.loss_func, torch.nn.Module):
+            self.loss_func.to(self.device)  # its tensors (class weights, pos_weight) meet the predictions there
         self.metrics = [self._metric(m) for m in metrics]
         self.param_groups = param_groups or [list(model.parameters())]
         self.cbs, self.opt = [], None
@@ -200,7 +209,7 @@ class Learner:
                     hint = " No epoch had finished, so there is no checkpoint to resume from."
                 else:
                     hint = (f" The last finished epoch is saved in {where}; run the same command with --resume "
-                            "(from Python: fine_tune(..., checkpoint=..., resume=True)) to go on from there.")
+                            "(from Python: fine_tune or fit_one_cycle with checkpoint=..., resume=True) to go on from there.")
                 raise TrainingInterrupted(f"training stopped by Ctrl-C in epoch {self.epoch + 1}.{hint}") from None
             self("after_fit")
         self.resuming = False
@@ -239,7 +248,7 @@ class Learner:
     def _do_batch(self, xb, yb):
         # gradients left by a batch cancelled after backward must not leak into this one
         self.opt.zero_grad(set_to_none=True)
-        self.xb, self.yb = xb, yb
+        self.xb, self.yb = self.to_device(xb), self.to_device(yb)
         self("before_batch")
         self.pred = self.forward(self.xb)
         self("after_pred")
@@ -259,6 +268,13 @@ class Learner:
         self.smooth_loss = loss if math.isnan(self.smooth_loss) else 0.98 * self.smooth_loss + 0.02 * loss
         self("after_batch")
 
+    def to_device(self, batch):
+        """A batch (a tensor, or a tuple or list of them: a table's categorical and continuous
+        columns) on the Learner's device; on the CPU already, the same tensors, not copies."""
+        if isinstance(batch, (tuple, list)):
+            return type(batch)(self.to_device(b) for b in batch)
+        return batch.to(self.device, non_blocking=True)
+
     def forward(self, xb):
         """Run the model on a batch: one tensor (images) or a tuple of tensors (a table's
         categorical and continuous columns), passed as separate arguments."""
@@ -271,16 +287,18 @@ class Learner:
         preds, targets = [], []
         with torch.inference_mode():
             for xb, yb in dl:
-                self.xb, self.yb = xb, yb
-                self.pred = self.forward(xb)
+                self.xb, self.yb = self.to_device(xb), self.to_device(yb)
+                self.pred = self.forward(self.xb)
                 preds.append(self.pred)
-                targets.append(yb)
+                targets.append(self.yb)
                 self("after_batch")
         # after_validate may replace these: under DDP each process holds its share of the
         # validation set, and train/distributed.py gathers all of them before loss and metrics
         self.preds, self.targets = torch.cat(preds), torch.cat(targets)
         self("after_validate")
-        loss = float(self.loss_func(self.preds, self.targets))
+        loss = float(self.loss_func(self.preds, self.targets))  # where the loss lives, with the model
+        # then to the CPU, once per epoch rather than per batch: metrics use NumPy and scikit-learn
+        self.preds, self.targets = self.preds.cpu(), self.targets.cpu()
         return loss, self.preds, self.targets
 
     def validate(self):
@@ -295,9 +313,9 @@ class Learner:
         preds, targets = [], []
         with torch.inference_mode():
             for xb, yb in dl:
-                preds.append(self.forward(xb))
+                preds.append(self.forward(self.to_device(xb)))
                 targets.append(yb)
-        return torch.cat(preds), torch.cat(targets)
+        return torch.cat(preds).cpu(), torch.cat(targets)
 
     # --- policies ---
 

@@ -35,7 +35,7 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
                 lr = start_lr * (end_lr / start_lr) ** (it / max(1, num_it - 1))
                 for group in learn.opt.param_groups:
                     group["lr"] = lr
-                loss = learn.loss_func(learn.forward(xb), yb)
+                loss = learn.loss_func(learn.forward(learn.to_device(xb)), learn.to_device(yb))
                 loss.backward()
                 learn.opt.step()
                 learn.opt.zero_grad(set_to_none=True)

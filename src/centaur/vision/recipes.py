@@ -4,9 +4,9 @@ import os
 import sys
 from pathlib import Path
 
-import pandas as pd
 import torch
 
+from ..core.device import resolve_device
 from ..core.errors import CentaurError
 from ..core.log import warn
 from ..core.seed import set_seed
@@ -126,10 +126,12 @@ def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpo
 
 def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=None, epochs=3, freeze_epochs=1,
                            lr="2e-3", bs=32, size=128, resize="squish", valid_pct=0.2, seed=42, augment=True,
-                           file_col="file", label_col="label", threads=None, resume=False, progress=True, cbs=()):
+                           file_col="file", label_col="label", threads=None, resume=False, progress=True, cbs=(),
+                           device=None):
     """Fine-tune (or train from scratch) and write the model directory `out`; returns the report.
 
     cbs: extra callbacks for fine_tune, such as train.accelerate's MixedPrecision or CompileModel.
+    device: None or "auto" (a CUDA GPU where there is one), "cpu" or "cuda" (see core/device.py).
 
     Started by torchrun (`centaur train --nproc N`), every process trains its share of each
     batch (train/distributed.py) and only the first writes the model directory; the others
@@ -144,12 +146,14 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
     checkpoint = out / "checkpoint.safetensors"
     # Options are checked before any image is read, so a typo fails in a second, not after loading.
     base_lr = _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpoint, resume)
+    device = resolve_device(device)
     dblock, split = image_datablock(data, size, resize, valid_pct, seed, augment, file_col, label_col)
     dls = dblock.dataloaders(data, bs=bs, seed=seed)
     if main:
         print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, "
               f"{len(dls.vocab)} classes ({', '.join(dls.vocab)}), {split} split", file=sys.stderr)
-    learn = vision_learner(dls, arch, pretrained=pretrained, weights=weights, path=out, progress=progress)
+    learn = vision_learner(dls, arch, pretrained=pretrained, weights=weights, path=out, progress=progress,
+                           device=device)
     if not pretrained and weights is None:
         learn.unfreeze()
     if base_lr == "auto":
