@@ -51,6 +51,7 @@ class Project:
         self._vectors = None  # (version, {layer: (N, D) float32 rows aligned with images()})
         self._layouts = {}
         self._indexes = {}  # layer -> (the vectors it was built from, SimilarIndex)
+        self._label_rows = None
         self._images = None
         self._worker, self._finetune = None, None
         self._stop = threading.Event()
@@ -139,7 +140,8 @@ class Project:
         from .embeddings import embed_missing
         embedder, cache = self._open_cache()
         items = [(r["id"], self.root / r["path"]) for r in self.images() if r["status"] == "ok"]
-        todo = [item for item in items if item[0] not in cache.ids()]
+        done = cache.ids()
+        todo = [item for item in items if item[0] not in done]
         self.progress.update(state="embedding", done=0, total=len(todo), errors=0,
                              message=f"embedding {len(todo)} images")
 
@@ -255,10 +257,22 @@ class Project:
         return sorted(self.store.label_counts())
 
     def label_rows(self):
-        """Int (N,): index of each image's label in label_names(), -1 when unlabeled."""
+        """Int (N,): index of each image's label in label_names(), -1 when unlabeled (cached per version
+        of the labels: find similar and layouts ask for it on every call)."""
+        key = (self.store_version(), len(self.images()))
+        with self._lock:
+            if self._label_rows is not None and self._label_rows[0] == key:
+                return self._label_rows[1]
         names = {name: i for i, name in enumerate(self.label_names())}
         labels = self.store.labels()
-        return np.array([names.get(labels.get(r["id"]), -1) for r in self.images()], dtype=np.int64)
+        rows = np.full(len(self.images()), -1, dtype=np.int64)
+        if labels:
+            found = self.rows([i for i in labels if i in self._row])
+            rows[found] = [names[labels[self.images()[r]["id"]]] for r in found]
+        rows.flags.writeable = False  # shared by every caller until the labels change
+        with self._lock:
+            self._label_rows = (key, rows)
+        return rows
 
     def store_version(self):
         return self.store.version()

@@ -15,7 +15,7 @@ const state = {
   selection: new Set(), candidates: null,     // rows; candidates: rows proposed by "find similar"
   predicted: null, confidence: null, classes: [], fade: false,
   view: { scale: 1, x: 0, y: 0 }, tool: "lasso", drag: null, hover: -1, spaceDown: false,
-  version: null, progressState: null, thumbs: new Map(), frameMs: 0, frames: 0,
+  version: null, progressState: null, generation: 0, thumbs: new Map(), frameMs: 0, frames: 0,
 };
 const row = new Map();   // image id -> row
 const $ = (id) => document.getElementById(id);
@@ -53,6 +53,7 @@ async function loadImages() {
   state.labels = Int16Array.from(data.labels);
   state.labelNames = data.label_names;
   state.version = data.version;
+  state.generation++;
   row.clear();
   data.ids.forEach((id, i) => row.set(id, i));
   renderLabels();
@@ -82,6 +83,7 @@ async function loadPredictions() {
   state.predicted = data.predicted.length ? Int16Array.from(data.predicted) : null;
   state.confidence = data.confidence.length ? Float32Array.from(data.confidence) : null;
   state.queue = data.queue;
+  state.generation++;
   draw();
 }
 
@@ -117,24 +119,6 @@ function frame() {   // world [0, 1] square -> CSS pixels, with a margin, before
   return { side, left: (w - side) / 2, top: (h - side) / 2 };
 }
 
-function toScreen(x, y, f = frame()) {
-  const v = state.view;
-  return [(f.left + x * f.side) * v.scale + v.x, (f.top + y * f.side) * v.scale + v.y];
-}
-
-function toWorld(sx, sy, f = frame()) {
-  const v = state.view;
-  return [((sx - v.x) / v.scale - f.left) / f.side, ((sy - v.y) / v.scale - f.top) / f.side];
-}
-
-function position(i, t) {
-  const c = state.coords, from = state.from;
-  if (from && t < 1 && !Number.isNaN(from[2 * i])) {
-    return [from[2 * i] + (c[2 * i] - from[2 * i]) * t, from[2 * i + 1] + (c[2 * i + 1] - from[2 * i + 1]) * t];
-  }
-  return [c[2 * i], c[2 * i + 1]];
-}
-
 function color(i) {
   if (state.labels[i] >= 0) return PALETTE[state.labels[i] % PALETTE.length];
   if (state.predicted && state.predicted[i] >= 0) {
@@ -156,45 +140,27 @@ function draw() {
 function render(now) {
   pending = false;
   const t0 = performance.now();
-  const w = canvas.clientWidth, h = canvas.clientHeight, f = frame();
+  const w = canvas.clientWidth, h = canvas.clientHeight, f = frame(), v = state.view;
   const t = state.from ? Math.min(1, (now - state.tweenStart) / 400) : 1;
-  ctx.clearRect(0, 0, w, h);
-  const n = state.ids.length, visible = [];
-  const screen = new Float32Array(2 * n);
+  const n = state.ids.length, c = state.coords, from = t < 1 ? state.from : null;
+  if (!state.screen || state.screen.length !== 2 * n) state.screen = new Float32Array(2 * n);
+  const screen = state.screen;
+  // world -> screen is x * scale + offset: inlined, no arrays per point (50,000 points per frame)
+  const a = f.side * v.scale, bx = f.left * v.scale + v.x, by = f.top * v.scale + v.y;
+  let visible = 0;
   for (let i = 0; i < n; i++) {
-    const [x, y] = position(i, t);
-    if (Number.isNaN(x)) { screen[2 * i] = NaN; continue; }
-    const [sx, sy] = toScreen(x, y, f);
+    let x = c[2 * i], y = c[2 * i + 1];
+    if (from && !Number.isNaN(from[2 * i])) { x = from[2 * i] + (x - from[2 * i]) * t; y = from[2 * i + 1] + (y - from[2 * i + 1]) * t; }
+    const sx = x * a + bx, sy = y * a + by;   // NaN (not embedded yet) stays NaN and is never visible
     screen[2 * i] = sx; screen[2 * i + 1] = sy;
-    if (sx > -60 && sx < w + 60 && sy > -60 && sy < h + 60) visible.push(i);
+    if (sx > -60 && sx < w + 60 && sy > -60 && sy < h + 60) visible++;
   }
-  state.screen = screen;
-  const thumbs = visible.length < THUMBS_BELOW;
+  const thumbs = visible < THUMBS_BELOW;
   // thumbnails as large as the crowding allows; points when many images are on screen
-  const size = thumbs ? Math.max(16, Math.min(72, (0.6 * f.side * state.view.scale) / Math.sqrt(n || 1))) : 4;
-  // points grouped by colour: one fillStyle change per label, not per image
-  const groups = new Map();
-  for (const i of visible) {
-    const key = color(i) + (faded(i) ? "|f" : "");
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key).push(i);
-  }
-  for (const [key, rows] of groups) {
-    const [fill, fade] = key.split("|");
-    ctx.globalAlpha = fade ? 0.12 : 1;
-    ctx.fillStyle = fill;
-    for (const i of rows) {
-      const sx = screen[2 * i], sy = screen[2 * i + 1];
-      if (thumbs) {
-        const img = thumbnail(i);
-        if (img.complete && img.naturalWidth) ctx.drawImage(img, sx - size / 2, sy - size / 2, size, size);
-        else ctx.fillRect(sx - 3, sy - 3, 6, 6);
-        if (state.labels[i] >= 0) { ctx.fillRect(sx - size / 2, sy + size / 2 - 4, size, 4); }
-      } else {
-        ctx.fillRect(sx - size / 2, sy - size / 2, size, size);
-      }
-    }
-  }
+  const size = thumbs ? Math.max(16, Math.min(72, (0.6 * a) / Math.sqrt(n || 1))) : 8;
+  ctx.clearRect(0, 0, w, h);
+  if (thumbs) drawThumbnails(screen, w, h, size);
+  else drawPoints(screen);
   ctx.globalAlpha = 1;
   // selection and candidates outlined on top
   ctx.lineWidth = 2;
@@ -218,6 +184,62 @@ function render(now) {
   state.frameMs = performance.now() - t0; state.frames++;
   if (t < 1) draw();
   else state.from = null;
+}
+
+function drawThumbnails(screen, w, h, size) {
+  for (let i = 0; i < state.ids.length; i++) {
+    const sx = screen[2 * i], sy = screen[2 * i + 1];
+    if (!(sx > -60 && sx < w + 60 && sy > -60 && sy < h + 60)) continue;
+    ctx.globalAlpha = faded(i) ? 0.12 : 1;
+    const img = thumbnail(i);
+    ctx.fillStyle = color(i);
+    if (img.complete && img.naturalWidth) ctx.drawImage(img, sx - size / 2, sy - size / 2, size, size);
+    else ctx.fillRect(sx - 3, sy - 3, 6, 6);
+    if (state.labels[i] >= 0) ctx.fillRect(sx - size / 2, sy + size / 2 - 4, size, 4);
+  }
+}
+
+// Zoomed out, every image is a small square written straight into a pixel buffer: one
+// putImageData per frame instead of 50,000 fillRect calls. Colours are worked out once per
+// change of labels, predictions or fading (recolor), labeled images drawn last, on top.
+function recolor() {
+  const n = state.ids.length, colors = new Uint32Array(n), rank = new Uint8Array(n);
+  const rgba = (hex, alpha) => {   // over the white page: blend once here, not per frame
+    const r = parseInt(hex.slice(1, 3), 16), g = parseInt(hex.slice(3, 5), 16), b = parseInt(hex.slice(5, 7), 16);
+    const mix = (x) => Math.round(x * alpha + 255 * (1 - alpha));
+    return (255 << 24 | mix(b) << 16 | mix(g) << 8 | mix(r)) >>> 0;   // little-endian RGBA
+  };
+  for (let i = 0; i < n; i++) {
+    const hex = color(i), alpha = (hex.length > 7 ? 0.6 : 1) * (faded(i) ? 0.12 : 1);
+    colors[i] = rgba(hex.slice(0, 7), alpha);
+    rank[i] = state.labels[i] >= 0 ? 2 : (hex.length > 7 ? 1 : 0);
+  }
+  const order = Int32Array.from({ length: n }, (_, i) => i).sort((p, q) => rank[p] - rank[q]);
+  state.colors = colors; state.order = order; state.colorsFor = colorKey();
+}
+
+function colorKey() {   // what the colours depend on; `generation` counts loads of labels and predictions
+  return `${state.generation}|${state.fade}|${state.ids.length}`;
+}
+
+function drawPoints(screen) {
+  if (state.colorsFor !== colorKey()) recolor();
+  const W = canvas.width, H = canvas.height, ratio = W / Math.max(1, canvas.clientWidth);
+  if (!state.image || state.image.width !== W || state.image.height !== H) {
+    state.image = ctx.createImageData(W, H);
+    state.pixels = new Uint32Array(state.image.data.buffer);
+  }
+  const px = state.pixels, colors = state.colors, order = state.order;
+  px.fill(0xffffffff);
+  const half = Math.max(1, Math.round(2 * ratio)), side = 2 * half;
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k];
+    const x0 = Math.round(screen[2 * i] * ratio) - half, y0 = Math.round(screen[2 * i + 1] * ratio) - half;
+    if (!(x0 >= 0 && y0 >= 0 && x0 + side <= W && y0 + side <= H)) continue;   // NaN fails too
+    const col = colors[i];
+    for (let dy = 0; dy < side; dy++) px.fill(col, (y0 + dy) * W + x0, (y0 + dy) * W + x0 + side);
+  }
+  ctx.putImageData(state.image, 0, 0);
 }
 
 function thumbnail(i) {
