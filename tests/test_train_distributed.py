@@ -152,3 +152,27 @@ def test_nproc_with_an_output_that_cannot_be_written(capsys, tiny_data, tmp_path
 def test_nproc_under_torchrun_is_refused(capsys, tiny_data, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     fails_with(capsys, ["train", tiny_data, "--out", tmp_path / "m", "--nproc", "2"], "torchrun", "leave --nproc out")
+
+
+# --- batch norm on several GPUs ---
+
+def test_batch_norm_layers_become_synchronized_ones_that_keep_weights_names_and_activations():
+    """What DistributedTrainer does to a model on GPUs (the conversion itself needs none); on CPUs
+    PyTorch has no SyncBatchNorm, so there the layers stay as they are (see distributed.py)."""
+    from timm.layers import SyncBatchNormAct
+    from centaur.models.classifier import create_classifier
+    from centaur.models.fuse import conv_bn_pairs
+    from centaur.train.distributed import sync_batchnorm
+    model, _ = create_classifier("lite0", 3, pretrained=False)
+    model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    before, params, keys = model(x), list(model.parameters()), list(model.state_dict())
+    n_pairs = len(conv_bn_pairs(model.body, x))
+    synced = sync_batchnorm(model)
+    norms = [m for m in synced.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
+    assert any(isinstance(m, SyncBatchNormAct) and not isinstance(m.act, torch.nn.Identity) for m in norms)
+    assert all(a is b for a, b in zip(synced.parameters(), params)) and list(synced.state_dict()) == keys
+    torch.testing.assert_close(synced(x), before)  # in eval they normalize alike, on any device
+    assert len(conv_bn_pairs(synced.body, x)) == n_pairs  # a frozen body still folds them
+    assert sync_batchnorm(synced) is synced

@@ -29,7 +29,9 @@ def conv_bn_pairs(model, example):
             pairs.append((conv, mod))
 
     hooks = [m.register_forward_hook(after_conv) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    hooks += [m.register_forward_pre_hook(before_bn) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    # SyncBatchNorm: what batch norm layers become when training on several GPUs (train/distributed.py)
+    norms = (nn.BatchNorm2d, nn.SyncBatchNorm)
+    hooks += [m.register_forward_pre_hook(before_bn) for m in model.modules() if isinstance(m, norms)]
     try:
         with torch.no_grad():
             model(example)

@@ -17,8 +17,11 @@ Only the first process (rank 0) prints progress and writes checkpoints (callback
 is_main_process); the recipes let it alone write the model directory. Everything else is the
 single-process Learner, untouched: outside torchrun none of this runs.
 
-Batch norm statistics are per process (as in plain DDP), so a model with batch norm trained
-on N processes matches a single process only approximately; the batch augmentation draws
+On GPUs, batch norm layers become SyncBatchNorm, so they normalize with the statistics of the
+whole batch, as one process does. PyTorch (2.14) has SyncBatchNorm for GPU tensors only (its
+forward refuses CPU input), so on CPUs batch norm statistics stay per process, as in plain DDP:
+a model with batch norm trained on N CPU processes matches one process only approximately,
+the less so the smaller each process's part of a batch. The batch augmentation draws
 the same parameters on every process (each for its own images), which keeps one random
 state per run and makes resuming on N processes exact.
 """
@@ -124,6 +127,8 @@ class DistributedTrainer(Callback):
         # built per fit, after freeze/unfreeze: DDP reduces the gradients of the parameters that
         # require them when it is built. It also copies rank 0's weights to every process.
         device = next(self.module.parameters()).device  # the Learner's: cuda:LOCAL_RANK, or the CPU
+        if device.type == "cuda":
+            self.module = learn.model = sync_batchnorm(self.module)
         # channels_last depthwise kernels (C, 1, k, k) have strides that differ from the bucket's only
         # along a dimension of size 1, the same memory layout; DDP still warns about it on every step
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
@@ -159,6 +164,24 @@ class DistributedTrainer(Callback):
             self.learn.model = self.module
             self.learn.dls.train, self.learn.dls.valid = self.loaders
             self.sharded, self.ddp = False, None
+
+
+def sync_batchnorm(model):
+    """`model` with every batch norm layer synchronized across the processes (SyncBatchNorm), for GPUs.
+
+    timm's converter, because torch's turns timm's BatchNormAct2d into a plain SyncBatchNorm and
+    drops its activation. The layers keep their parameters and buffers (the optimizer still
+    holds them) and their state_dict names, so checkpoints and exports are unchanged; a model
+    already converted (the second phase of fine_tune) is returned as it is.
+
+    >>> type(sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm1d(3)))[0]).__name__
+    'SyncBatchNorm'
+    """
+    from timm.layers import convert_sync_batchnorm
+    from torch.nn.modules.batchnorm import _BatchNorm
+    if any(isinstance(m, _BatchNorm) and not isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules()):
+        return convert_sync_batchnorm(model)
+    return model
 
 
 def _check_sizes(train, valid, world):
