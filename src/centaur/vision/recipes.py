@@ -8,7 +8,6 @@ import torch
 
 from ..core.device import resolve_device
 from ..core.errors import CentaurError
-from ..core.log import warn
 from ..core.seed import set_seed
 from ..data.augment import aug_transforms
 from ..data.block import DataBlock
@@ -16,6 +15,7 @@ from ..data.blocks import CategoryBlock, ImageBlock
 from ..data.getters import ColReader, get_image_files, parent_label, read_table
 from ..data.splitters import FolderSplitter, RandomSplitter
 from ..data.transforms import Resize
+from ..train.checkpoint import check_resume
 from ..train.distributed import cpu_threads, distributed, is_main_process
 from ..train.export import export
 from ..train.metrics import accuracy, bootstrap_ci, f1_macro, majority_baseline
@@ -105,12 +105,7 @@ def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpo
     for name, value, least in (("epochs", epochs, 1), ("freeze_epochs", freeze_epochs, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise CentaurError(f"{name} must be a whole number of at least {least}, got {value!r}.")
-    if resume and not checkpoint.is_file():
-        raise CentaurError(f"cannot resume: no checkpoint in {str(checkpoint.parent)!r}. "
-                           "Run without --resume to start.")
-    if not resume and checkpoint.is_file():
-        warn(f"{checkpoint} holds an interrupted run; starting over replaces it after the first epoch. "
-             "Stop now (Ctrl-C) and add --resume to go on from it instead.")
+    check_resume(checkpoint, resume)
     if str(lr) == "auto":
         if resume:
             raise CentaurError("--lr auto cannot be combined with --resume; give the learning rate used before.")
