@@ -125,6 +125,20 @@ def test_lasso_label_similar_train_undo_export(browser, workbench):
     page.click("#train")
     page.wait_for_function("document.querySelector('#model-info').textContent.includes('accuracy')")
     assert "95% CI" in page.text_content("#model-info")
+    # the predictions become labels only through a person: select what it predicts as a face, check
+    page.select_option("#predicted-class", "face")
+    page.click("#accept")
+    rows = page.evaluate("[...window.centaur.state.selection]")
+    predicted = page.evaluate("Array.from(window.centaur.state.predicted)")
+    classes = page.evaluate("window.centaur.state.classes")
+    now_labeled = _get(url + "api/images")["labels"]
+    assert rows and all(classes[predicted[r]] == "face" and now_labeled[r] < 0 for r in rows)
+    assert page.input_value("#label-input") == "face"
+    unlabeled = [r for r, k in enumerate(now_labeled) if k < 0]
+    share = np.mean([kind_of[images["ids"][r]] == "face" for r in rows])
+    assert share > np.mean([kind_of[images["ids"][r]] == "face" for r in unlabeled]), share
+    page.click("#clear")
+    page.fill("#label-input", "")
     page.check("#fade")
     layer = page.text_content("#layer")
     page.keyboard.press("ArrowRight")

@@ -84,6 +84,12 @@ async function loadPredictions() {
   state.confidence = data.confidence.length ? Float32Array.from(data.confidence) : null;
   state.queue = data.queue;
   state.generation++;
+  const select = $("predicted-class"), chosen = select.value;
+  select.textContent = "";
+  for (const name of state.classes) {
+    const option = document.createElement("option"); option.value = option.textContent = name; select.appendChild(option);
+  }
+  if (state.classes.includes(chosen)) select.value = chosen;
   draw();
 }
 
@@ -398,6 +404,21 @@ function showFinetune(f) {
     (f.model ? `\nmodel: ${f.model}` : "") + (f.log ? "\n" + f.log.split("\n").slice(-4).join("\n") : "");
 }
 
+// The model's predictions become labels only through a person: select the unlabeled images
+// predicted as one class, most confident first (as many as the grid shows), check, label.
+function selectPredicted() {
+  const k = state.classes.indexOf($("predicted-class").value);
+  if (!state.predicted || k < 0) { say("Train first: then the images it predicts as each class can be selected."); return; }
+  const rows = [];
+  for (let i = 0; i < state.ids.length; i++) if (state.labels[i] < 0 && state.predicted[i] === k) rows.push(i);
+  rows.sort((p, q) => state.confidence[q] - state.confidence[p]);
+  state.candidates = null;
+  state.selection = new Set(rows.slice(0, 200));
+  state.selectedBy = "prediction";
+  $("label-input").value = state.classes[k];
+  showSelection();
+}
+
 async function exportAll() {
   const written = await api("/export", { method: "POST", body: {} });
   $("export-info").textContent = Object.entries(written).map(([k, v]) => `${k}: ${v}`).join("\n");
@@ -545,6 +566,7 @@ $("train").onclick = () => guarded(train);
 $("queue").onclick = () => guarded(reviewQueue);
 $("export").onclick = () => guarded(exportAll);
 $("finetune").onclick = () => guarded(finetune);
+$("accept").onclick = selectPredicted;
 $("rescan").onclick = () => guarded(async () => { await api("/rescan", { method: "POST" }); await refreshSummary(); });
 $("undo").onclick = () => guarded(() => undo(false));
 $("redo").onclick = () => guarded(() => undo(true));
