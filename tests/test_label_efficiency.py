@@ -33,21 +33,25 @@ def test_cluster_labeling_needs_fewer_than_half_the_actions(emoji_vectors):
     assert len(vectors) == 373 and len(set(truth)) == 6
     full = simulate_cluster_labeling(vectors, truth, target=0.9)
     lasso_only = simulate_cluster_labeling(vectors, truth, target=0.9, similar=False, separate=False)
+    trained = simulate_cluster_labeling(vectors, truth, target=0.9, predicted=True)
     _show("lasso, find similar, LDA", full)
     _show("lasso on the PCA layout only", lasso_only)
-    for result in (full, lasso_only):
+    _show("lasso, find similar, LDA, select predicted", trained)
+    for result in (full, lasso_only, trained):
         assert result["labeled"] >= 0.9 * 373
         assert result["one_at_a_time"] == 336  # ceil(0.9 x 373)
         # every action counted: at least a lasso and a key press per move, plus each click away
         moves = result["moves"]
         assert result["actions"] == (2 * (moves["lasso"] + moves["single"]) + 3 * moves["similar"]
-                                     + moves["clicks_away"] + moves["switch"])
+                                     + 4 * moves["prediction"] + moves["clicks_away"] + moves["switch"])
     # The question: cluster labeling reaches 90% in fewer than half the actions.
     assert full["actions"] < 0.5 * full["one_at_a_time"], full["moves"]
     # Lassoing alone saves less; "find similar" picks up what the 2D layout scatters.
     assert lasso_only["actions"] < 0.7 * lasso_only["one_at_a_time"]
     assert full["actions"] < lasso_only["actions"]
     assert full["moves"]["similar"] > 0
+    # Training and checking what it predicts, class by class, saves a little more.
+    assert trained["moves"]["prediction"] > 0 and trained["actions"] <= full["actions"]
 
 
 def test_well_separated_classes_take_a_few_lassos():

@@ -24,10 +24,11 @@ from .similar import SimilarIndex
 CLUSTER_COUNTS = (1, 2, 4, 8, 16, 32)
 GRID_LIMIT = 400  # the page shows the first 400 selected images; a person cannot vet more
 SIMILAR_K = (20, 200)  # the page asks for max(20, min(200, 2 x selected)) similar images
+PREDICTED_LIMIT = 200  # "select predicted" selects the 200 most confident images of the class
 
 
 def simulate_cluster_labeling(vectors, truth, target=0.9, method="pca", separate=True, similar=True,
-                              seed=0, max_rounds=1000):
+                              predicted=False, seed=0, max_rounds=1000):
     """Simulate a person labeling every image of `vectors` (N, D) whose classes are `truth` (N,).
 
     Each round the person takes the move that labels the most images per action:
@@ -35,6 +36,8 @@ def simulate_cluster_labeling(vectors, truth, target=0.9, method="pca", separate
         labeled otherwise (1 each), and press the label's key (1);
       - lasso a labeled class again (1), press "find similar" (1), click away the odd proposals
         (1 each) and press the label's key (1);
+      - with `predicted`: train (1), choose a class and "select predicted" (2), click away the
+        wrong ones (1 each) and label (1);
       - lasso a single image (1) and press its key (1): the fallback for stragglers.
     With `separate`, once two classes have two labels each the person switches the layout to
     LDA ("separate the labels", 1 key press), which is recomputed after every label.
@@ -59,9 +62,9 @@ def simulate_cluster_labeling(vectors, truth, target=0.9, method="pca", separate
     labels = np.full(n, -1, dtype=np.int64)  # what the person has labeled so far
     index = SimilarIndex(vectors) if similar else None
     last_group = {}  # label -> rows of its latest action: what a person lassoes again for "find similar"
-    vectors = _row_space(vectors)
+    raw, vectors = vectors, _row_space(vectors)  # the head trains on the cached vectors as they are
     actions, view, log = 0, method, []
-    moves = {"lasso": 0, "similar": 0, "single": 0, "switch": 0, "clicks_away": 0}
+    moves = {"lasso": 0, "similar": 0, "prediction": 0, "single": 0, "switch": 0, "clicks_away": 0}
     coords, coords_key = None, None
     for _ in range(max_rounds):
         if (labels >= 0).sum() >= needed:
@@ -84,6 +87,8 @@ def simulate_cluster_labeling(vectors, truth, target=0.9, method="pca", separate
                     right = found[truth[found] == label]
                     # lasso the group (1), find similar (1), click away the rest, press the key (1)
                     candidates.append((len(right), 3 + len(found) - len(right), "similar", right, label))
+        if predicted and len(np.flatnonzero(counts)) >= 2 and counts[counts > 0].min() >= 2:
+            candidates += _prediction_moves(raw, labels, truth, classes)
         row = unlabeled[0]
         candidates.append((1, 2, "single", np.array([row]), truth[row]))
         # Lassos: scored first as if no labeled image lay inside (a bound: those only add clicks),
@@ -107,13 +112,32 @@ def simulate_cluster_labeling(vectors, truth, target=0.9, method="pca", separate
         last_group[label] = rows
         actions += cost
         moves[kind] += 1
-        moves["clicks_away"] += cost - (2 if kind != "similar" else 3)
+        moves["clicks_away"] += cost - {"similar": 3, "prediction": 4}.get(kind, 2)
         log.append(dict(move=kind, labeled=int(gain), actions=int(cost), view=view))
     labeled = int((labels >= 0).sum())
     assert (labels[labels >= 0] == truth[labels >= 0]).all()  # the simulated person never mislabels
     one_at_a_time = needed
     return dict(actions=int(actions), labeled=labeled, images=n, target=target, one_at_a_time=one_at_a_time,
                 ratio=actions / one_at_a_time, moves=moves, log=log, classes=[str(c) for c in classes])
+
+
+def _prediction_moves(vectors, labels, truth, classes):
+    """Train (1), pick a class (1), "select predicted" (1): the unlabeled images predicted as it, most
+    confident first, as many as the page selects; click away the wrong ones (1 each), label (1)."""
+    from .learn import train_head
+    result = train_head(vectors, [str(classes[k]) if k >= 0 else None for k in labels], folds=2)
+    index = {name: k for k, name in enumerate(map(str, classes))}
+    unlabeled = np.flatnonzero(labels < 0)
+    probs = result.probs[unlabeled]  # (U, C) over the classes trained on
+    predicted = probs.argmax(1)
+    moves = []
+    for c, name in enumerate(result.classes):
+        rows = unlabeled[predicted == c]
+        rows = rows[np.argsort(-probs[predicted == c, c], kind="stable")][:PREDICTED_LIMIT]
+        right = rows[truth[rows] == index[name]]
+        if len(right):
+            moves.append((len(right), 4 + len(rows) - len(right), "prediction", right, index[name]))
+    return moves
 
 
 def _score(move):
