@@ -3,6 +3,7 @@ weights and metrics as one process with the same total batch, resume after a cra
 epoch, and one-line errors for --nproc mistakes."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,12 +119,16 @@ def test_image_loader_shards_split_each_shuffled_batch():
 # --- the command line ---
 
 def test_train_with_nproc_2_writes_one_model(tiny_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "animal" / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "m"
-    done = run_centaur("train", tiny_data, "--out", out, "--nproc", "2", *TINY_TRAIN)
+    done = run_centaur("train", data, "--out", out, "--nproc", "2", *TINY_TRAIN)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "model.safetensors").is_file() and not (out / "checkpoint.safetensors").exists()
     assert done.stdout.count("model written to") == 1  # the first process alone
     assert done.stderr.count("data: ") == 1
+    assert done.stderr.count("broken.png") == 1, done.stderr[-3000:]  # the skipped file, said once
     assert main(["predict", str(out), str(tiny_data / "animal")]) == 0
 
 

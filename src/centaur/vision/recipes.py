@@ -16,7 +16,7 @@ from ..data.getters import ColReader, get_image_files, parent_label, read_table
 from ..data.splitters import FolderSplitter, RandomSplitter
 from ..data.transforms import Resize
 from ..train.checkpoint import check_resume
-from ..train.distributed import cpu_threads, distributed, is_main_process
+from ..train.distributed import cpu_threads, distributed, is_main_process, quiet_unless_main
 from ..train.export import export
 from ..train.metrics import accuracy, bootstrap_ci, f1_macro, majority_baseline
 from .learner import vision_learner
@@ -119,6 +119,7 @@ def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpo
     return base_lr
 
 
+@quiet_unless_main()  # under torchrun every process reads the folder; the first alone lists what it skipped
 def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=None, epochs=3, freeze_epochs=1,
                            lr="2e-3", bs=32, size=128, resize="squish", valid_pct=0.2, seed=42, augment=True,
                            file_col="file", label_col="label", threads=None, resume=False, progress=True, cbs=(),
