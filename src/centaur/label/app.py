@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import CentaurError
 from ..core.images import ImageError
+from .project import UnknownImage
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 4_000_000  # 50,000 image ids in one label request take about 0.4 MB
@@ -75,7 +76,7 @@ def create_app(project, token=None, background=True):
 
     @app.exception_handler(CentaurError)
     async def _centaur_error(request, e):
-        return JSONResponse({"detail": str(e)}, status_code=404 if "no image with id" in str(e) else 422)
+        return JSONResponse({"detail": str(e)}, status_code=404 if isinstance(e, UnknownImage) else 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, e):

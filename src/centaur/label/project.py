@@ -25,6 +25,10 @@ STATE = ".centaur"
 THUMB_SIZE = 96
 
 
+class UnknownImage(CentaurError):
+    """An image id the project does not have (the page answers 404)."""
+
+
 class Project:
     """The folder's images and everything computed or decided about them.
 
@@ -95,7 +99,8 @@ class Project:
         self.images()
         missing = [i for i in image_ids if i not in self._row]
         if missing:
-            raise CentaurError(f"no image with id {', '.join(map(str, missing[:5]))} in this project.")
+            raise UnknownImage(f"no image with id {', '.join(map(str, missing[:5]))} in this project; reload the "
+                               "page to see the project's current images.")
         return np.array([self._row[i] for i in image_ids], dtype=np.int64)
 
     def path(self, image_id):
@@ -250,8 +255,9 @@ class Project:
 
     # ---- labels ---------------------------------------------------------------------------
     def label(self, image_ids, label, author="local", how="manual"):
-        action = self.store.apply(list(image_ids), label, author=author, how=how)
-        return action
+        """Label (label None: unlabel) images as one action that undo reverses whole."""
+        self.rows(image_ids)
+        return self.store.apply(list(image_ids), label, author=author, how=how)
 
     def label_names(self):
         return sorted(self.store.label_counts())
