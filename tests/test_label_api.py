@@ -119,6 +119,9 @@ def test_bad_label_requests_are_refused_with_a_reason(client):
     big = client.post("/api/labels", content=b"{" + b" " * 5_000_000 + b"}",
                       headers={"content-type": "application/json"})
     assert big.status_code == 413
+    streamed = client.post("/api/labels", content=iter([b'{"ids": [1], ', b'"label": "x"}']),
+                           headers={"content-type": "application/json"})
+    assert streamed.status_code == 411  # no Content-Length: refused before reading
     assert client.get("/api/project").json()["labels"] == {}
 
 

@@ -85,6 +85,9 @@ def create_app(project, token=None, background=True):
     @app.middleware("http")
     async def guard(request: Request, call_next):
         length = request.headers.get("content-length")
+        if length is None and request.method == "POST" and "chunked" in request.headers.get("transfer-encoding", ""):
+            # a body of unknown length could be any size: browsers always say how long theirs are
+            return JSONResponse({"detail": "send the request body with a Content-Length."}, status_code=411)
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return JSONResponse({"detail": f"request body larger than {MAX_BODY_BYTES:,} bytes."}, status_code=413)
         if token:
