@@ -157,6 +157,10 @@ def test_lasso_label_similar_train_undo_export(browser, workbench):
     assert (folder / ".centaur" / "export" / "labels.csv").is_file()
     assert len(list((folder / ".centaur" / "export" / "classes" / "face").iterdir())) == chosen
 
+    # the page fits the window: no sideways scrolling, the map ends at the bottom edge
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    box = page.locator("#canvas").bounding_box()
+    assert box["y"] + box["height"] <= 860 + 1, box
     shots = ROOT / "runs" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "workbench.png"))
