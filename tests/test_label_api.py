@@ -320,3 +320,51 @@ def test_export_from_the_command_line_trains_and_writes_everything(folder, tmp_p
     assert "cross-validated accuracy" in result.stderr
     for name in ("labels.csv", "labels.json", "predictions.csv", "classes/animal", "model/model.json"):
         assert (out / name).exists(), name
+
+
+UNREADABLE = """
+import os, sys
+from centaur.core.errors import CentaurError
+from centaur.label.project import Project
+if len(sys.argv) > 2:  # root ignores permissions: become nobody, after importing (root's Python is root's alone)
+    os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[2]))
+for folder in sys.argv[1].split(","):
+    try:
+        Project(folder).scan()
+    except CentaurError as error:
+        print(error)
+    else:
+        print("OPENED", folder)
+"""
+
+
+def test_folders_without_permissions_say_so(tmp_path):
+    """Real permission errors, seen by a user who is not root: a folder it cannot read, and one it can
+    read but not write its .centaur state into."""
+    import os
+    import pwd
+    import subprocess
+    import sys
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="centaur-permissions-"))  # tmp_path is root's alone
+    closed, readonly = base / "closed", base / "readonly"
+    try:
+        for folder in (closed, readonly):
+            folder.mkdir()
+            shutil.copy(next((EMOJI / "face").glob("*.png")), folder / "a.png")
+        base.chmod(0o755)
+        closed.chmod(0o000)
+        readonly.chmod(0o555)
+        argv = [sys.executable, "-c", UNREADABLE, f"{closed},{readonly}"]
+        if os.geteuid() == 0:
+            argv.append(str(pwd.getpwnam("nobody").pw_uid))
+        src = str(Path(__file__).resolve().parents[1] / "src")
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=src))
+        lines = result.stdout.splitlines()
+        assert result.returncode == 0 and len(lines) == 2, result.stderr
+        assert "no permission to read folder" in lines[0]
+        assert "cannot write the workbench's state" in lines[1] and "--store" in lines[1]
+    finally:
+        for folder in (closed, readonly):
+            folder.chmod(0o755)
+        shutil.rmtree(base)
