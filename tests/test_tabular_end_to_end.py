@@ -25,7 +25,7 @@ def test_train_on_hotel_rates_beats_the_mean_and_predicts(hotels, tmp_path, caps
     df, path = hotels
     out = tmp_path / "model"
     status = main(["train", str(path), "--target", "avg_price_per_room", "--date", "arrival_date",
-                   "--valid-last", "20%", "--epochs", "3", "--out", str(out)])
+                   "--valid-last", "20%", "--out", str(out)])  # the default 5 epochs
     assert status == 0
     report = json.loads((out / "report.json").read_text())
     rmse, base = report["rmse"]["value"], report["baseline"]["rmse"]

@@ -275,19 +275,27 @@ def test_learner_regression_learns():
         assert torch.allclose(rebuilt(dls.valid.x_cat, dls.valid.x_cont), preds)
 
 
-def test_regression_starts_at_the_training_mean():
-    # the last bias holds the training mean, so an untrained model predicts the baseline
+def test_regression_starts_at_the_target_scale():
+    # the first predictions have the training targets' mean and spread, so an untrained model is
+    # already at the level of a price far from 0; building it draws nothing from the loader's
+    # generator and leaves the batch norm statistics as they were
+    import copy
     set_seed(0)
     dls = regression_dls()
-    dls.train.y = dls.train.y + 1000.0  # a target far from 0, like a price
+    dls.train.y = dls.train.y * 30.0 + 1000.0  # a target far from 0 with a wide spread, like a price
+    before = dls.train.generator.get_state() if dls.train.generator is not None else None
     learn = tabular_learner(dls, layers=[16], progress=False)
+    if before is not None:
+        assert torch.equal(dls.train.generator.get_state(), before)
     assert learn.model.y_scale is None and learn.preprocessing["model"]["y_scale"] is None
-    learn.model.eval()
+    bn = learn.model.layers[2]
+    assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+    probe = copy.deepcopy(learn.model).train()  # batch norm as in a training step
     with torch.no_grad():
-        preds = learn.model(dls.train.x_cat, dls.train.x_cont)
-    mean = dls.train.y.double().mean().item()
-    assert learn.model.layers[-1].bias.item() == pytest.approx(mean, rel=1e-6)
-    assert abs(preds.double().mean().item() - mean) < 0.05 * dls.train.y.std().item()
+        preds = probe(dls.train.x_cat, dls.train.x_cont).double().view(-1)
+    y = dls.train.y.double().view(-1)
+    assert abs(preds.mean().item() - y.mean().item()) < 0.05 * y.std().item()
+    assert preds.std().item() == pytest.approx(y.std().item(), rel=0.1)
 
 
 def test_learner_classification_learns():

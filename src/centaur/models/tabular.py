@@ -65,8 +65,8 @@ class TabularModel(nn.Module):
     y_scale: (mean, std) of a regression target: the last layer predicts the standardized
         target and the model returns it on the original scale. A network starts out predicting
         numbers near 0; a target around 100 (a room price) would take many epochs of training
-        just to reach its level. tabular_learner now sets the last bias to the training mean
-        instead (it generalized better on hotel_rates); y_scale stays for models saved with it.
+        just to reach its level. tabular_learner now starts the last layer at the target's mean
+        and spread instead (it generalized better on hotel_rates); y_scale stays for models saved with it.
     bn_cont: batch norm on the continuous inputs. act: 'relu', 'gelu', 'silu', 'leaky_relu', 'tanh'.
     emb_szs: embedding widths overriding emb_sz_rule: a list (one per column, None keeps the
         rule) or a dict {column position: width}.
