@@ -228,3 +228,19 @@ def _csv(df, tmp_path):
     path = tmp_path / "table.csv"
     df.to_csv(path, index=False)
     return path
+
+
+def test_bf16_trains_a_table_model_as_well_as_float32(tmp_path):
+    """--bf16 runs the forward passes in bfloat16; the model learns the same table about as well."""
+    df = shop_table(1500)
+    path = _csv(df, tmp_path)
+    rmse = {}
+    for name, extra in (("float32", []), ("bf16", ["--bf16"])):
+        out = tmp_path / name
+        assert main(["train", str(path), "--target", "sales", "--date", "day", "--out", str(out), "--epochs", "4",
+                     "--bs", "64", "--layers", "32", "--threads", "1", *extra]) == 0
+        rmse[name] = report_of(out)["rmse"]["value"]
+    baseline = report_of(tmp_path / "float32")["baseline"]["rmse"]  # predicting the training mean
+    assert rmse["bf16"] < 0.5 * baseline, (rmse, baseline)  # far better than guessing the mean
+    assert rmse["bf16"] < 1.5 * rmse["float32"], rmse
+    assert main(["train", str(path), "--target", "sales", "--compile", "--out", str(tmp_path / "c")]) == 2
