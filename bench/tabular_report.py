@@ -151,7 +151,11 @@ def profile_section(prof, tp):
                   "batch, precision and threads the 0.2x target cannot be reached; what is left above the floor is "
                   "batch norm, ReLU, the embedding gather/scatter and the loss, a few tenths of a ms each. "
                   "Reaching it would take fewer operations (bfloat16 matmuls on CPUs that have them, or a smaller "
-                  "first layer), which would no longer be the same model as fastai's."]
+                  "first layer), which would no longer be the same model as fastai's. `centaur train TABLE --bf16` "
+                  "offers the first: measured on 200,000 rows of this table (batch 1024, 2 threads, fastest of 8 "
+                  "chunks of 20 steps, fused AdamW), a full step took 4.55 ms in float32 and 3.60 ms with bfloat16 "
+                  "autocast (about 0.40x fastai's batch); torch.compile saved nothing (4.58 ms; 3.41 ms together "
+                  "with bfloat16), so it stays an option for images only."]
     return lines + [""]
 
 
