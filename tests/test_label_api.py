@@ -368,3 +368,11 @@ def test_folders_without_permissions_say_so(tmp_path):
         for folder in (closed, readonly):
             folder.chmod(0o755)
         shutil.rmtree(base)
+
+
+def test_a_folder_open_in_one_workbench_cannot_be_opened_in_another(folder):
+    first = Project(folder, size=96)
+    with pytest.raises(CentaurError, match="already open in another workbench"):
+        Project(folder, size=96)
+    first.close()
+    Project(folder, size=96).close()  # closed, the folder is free again

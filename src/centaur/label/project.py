@@ -46,6 +46,7 @@ class Project:
         except OSError as e:
             raise CentaurError(f"cannot write the workbench's state to {str(self.state)!r} ({e.strerror}); "
                                "make the folder writable, or give --store a path elsewhere.") from None
+        self._claim = claim_folder(self.state)
         self.store = LabelStore(store or self.state / "labels.sqlite")
         self.size, self.max_pixels = size, max_pixels
         self.embedder, self.cache = None, None
@@ -428,6 +429,33 @@ class Project:
             except subprocess.TimeoutExpired:
                 self._finetune.kill()
         self.store.close()
+        if self._claim is not None:
+            self._claim.close()  # closing the file releases the lock
+            self._claim = None
+
+
+def claim_folder(state):
+    """Hold .centaur/workbench.lock for as long as this project is open, so a second workbench on the
+    same folder stops with a clear line instead of writing the same embedding chunks (labels alone
+    would be safe: the store takes turns). The lock goes with the process, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks this way; the store still keeps labels safe
+        return None
+    handle = open(state / "workbench.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise CentaurError(f"{str(state.parent)!r} is already open in another workbench ({holder}); use that one, "
+                           "or stop it first.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def check_folder(folder):
