@@ -66,8 +66,17 @@ async function loadLayouts() {
   $("layer").textContent = state.layer; $("method").textContent = state.method;
 }
 
+let layoutRequest = 0;
 async function loadLayout(animate = true) {
-  const buffer = await api(`/layout?layer=${state.layer}&method=${state.method}`);
+  const mine = ++layoutRequest, busy = $("busy");
+  busy.textContent = `laying out (${state.layer}, ${state.method})…`;
+  let buffer;
+  try {
+    buffer = await api(`/layout?layer=${state.layer}&method=${state.method}`);
+  } finally {
+    if (mine === layoutRequest) busy.textContent = "";
+  }
+  if (mine !== layoutRequest) return;   // a newer view was asked for meanwhile: it wins
   const coords = new Float32Array(buffer);
   if (coords.length !== 2 * state.ids.length) await loadImages();   // images were added meanwhile
   state.from = animate && state.coords.length === coords.length ? state.coords : null;
