@@ -224,3 +224,25 @@ def test_batch_norm_layers_become_synchronized_ones_that_keep_weights_names_and_
     torch.testing.assert_close(synced(x), before)  # in eval they normalize alike, on any device
     assert len(conv_bn_pairs(synced.body, x)) == n_pairs  # a frozen body still folds them
     assert sync_batchnorm(synced) is synced
+
+
+def test_two_machines_meet_through_torchruns_rendezvous(tiny_data, tmp_path):
+    """The README's several-machine command, with two torchrun launchers standing for two machines (one
+    process each) that meet at a c10d rendezvous endpoint on loopback: one model, written once."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "shared" / "model"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "job1",
+                               "-m", "centaur.cli", "train", str(tiny_data), "--out", str(out), *TINY_TRAIN],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    results = [node.communicate(timeout=300) for node in nodes]
+    for node, (stdout, stderr) in zip(nodes, results):
+        assert node.returncode == 0, stderr[-3000:]
+    assert (out / "model.safetensors").is_file() and not (out / "checkpoint.safetensors").exists()
+    assert sum(stdout.count("model written to") for stdout, _ in results) == 1  # rank 0 alone
+    assert main(["predict", str(out), str(tiny_data / "animal")]) == 0
