@@ -15,6 +15,8 @@ from centaur.core.errors import CentaurError
 from centaur.label.app import create_app
 from centaur.label.project import Project
 
+from test_label_store import postgres_server  # noqa: F401 (a fixture)
+
 EMOJI = Path(__file__).resolve().parents[1] / "data" / "emoji"
 PER_CLASS = 12
 
@@ -376,3 +378,30 @@ def test_a_folder_open_in_one_workbench_cannot_be_opened_in_another(folder):
         Project(folder, size=96)
     first.close()
     Project(folder, size=96).close()  # closed, the folder is free again
+
+
+def test_a_team_keeps_its_labels_in_postgresql(folder, postgres_server):
+    """--store postgresql://...: the same workbench API, with the labels in a PostgreSQL schema."""
+    import uuid
+
+    import psycopg
+    schema = "workbench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_server + "/postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    url = f"{postgres_server}/postgres?options=-csearch_path%3D{schema}"
+    (folder / ".centaur" / "labels.sqlite").unlink()  # the copied folder's own store: not used now
+    project = Project(folder, store=url, size=96)
+    project.scan()
+    project.embed()
+    with TestClient(create_app(project, background=False)) as c:
+        kinds = _ids_by_kind(c)
+        c.post("/api/labels", json={"ids": kinds["face"], "label": "face", "how": "lasso"})
+        c.post("/api/labels", json={"ids": kinds["animal"], "label": "animal"})
+        assert c.post("/api/train").json()["num_labeled"] == 24
+    project.close()
+    assert not (folder / ".centaur" / "labels.sqlite").exists()
+    again = Project(folder, store=url, size=96)
+    with TestClient(create_app(again, background=False)) as c:
+        assert c.get("/api/project").json()["labels"] == {"animal": 12, "face": 12}
+        assert c.post("/api/undo").json()["labels"] == {"face": 12}
+    again.close()
