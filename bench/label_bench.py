@@ -133,7 +133,7 @@ def bench_projection(base, truth_index, sizes, labeled_fraction=0.02):
         for method in ("pca", "lda", "umap"):
             if method == "umap" and (n > 10_000 or not umap_available()):
                 continue
-            seconds, _ = timed(lambda: project(vectors, method, labels=labels if method == "lda" else None),
+            seconds, _ = timed(lambda v=vectors, m=method: project(v, m, labels=labels if m == "lda" else None),
                                1 if method == "umap" else repeats)
             rows.append(dict(images=n, method=method, seconds=seconds, repeats=1 if method == "umap" else repeats))
             log(f"project {method} {n}: {seconds:.2f} s")

@@ -73,7 +73,7 @@ def load(port, images, clients, seconds):
                 r = conn.getresponse()
                 r.read()
                 ok = r.status == 200
-            except OSError as e:
+            except OSError:
                 ok = False
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             dt = time.perf_counter() - t
