@@ -1,11 +1,11 @@
 """Predictions for a recorded split of a model directory: probabilities, once, for every tool."""
-import json
 from pathlib import Path
 
 import torch
 
 from ..core.errors import CentaurError
 from ..core.images import ImageError
+from ..models.model_dir import read_split_record
 
 
 def read_split(model_dir, root=None):
@@ -13,16 +13,11 @@ def read_split(model_dir, root=None):
 
     root: where the data lives now (default: where it was when the model trained).
     """
-    path = Path(model_dir) / "split.json"
-    if not path.is_file():
-        raise CentaurError(f"{str(model_dir)!r} has no validation set recorded (split.json is missing: the model "
-                           "was trained by an older centaur or by hand). Retrain it with `centaur train`, which "
-                           "records which files validated.")
+    path, split = read_split_record(model_dir, "`centaur train`, which records which files validated")
     try:
-        split = json.loads(path.read_text())
         root = Path(root) if root is not None else Path(split["root"])
         sides = {side: [(f, y) for f, y in split[side]] for side in ("train", "valid")}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise CentaurError(f"{str(path)!r} is damaged ({e}); retrain the model to write it again.") from None
     if not sides["valid"]:
         raise CentaurError(f"{str(path)!r} records no validation files; retrain with a validation split.")

@@ -34,6 +34,22 @@ def write_model_dir(path, model, meta):
     return path
 
 
+def read_split_record(model_dir, retrain):
+    """(path, the parsed split.json) of a model directory: which rows or files validated.
+
+    retrain: how to get one, ending the message for a model without it ("`centaur train`, which
+    records which files validated"). Unreadable JSON is a CentaurError too; what the record must
+    hold is for the caller (image and table models record different things)."""
+    path = Path(model_dir) / "split.json"
+    if not path.is_file():
+        raise CentaurError(f"{str(model_dir)!r} has no validation set recorded (split.json is missing: the model "
+                           f"was trained by an older centaur or by hand). Retrain it with {retrain}.")
+    try:
+        return path, json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CentaurError(f"{str(path)!r} is damaged ({e}); retrain the model to write it again.") from None
+
+
 def model_version(path):
     """A short, stable name for the exact weights: the first 12 hex digits of their SHA-256.
 

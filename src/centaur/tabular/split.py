@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..core.errors import CentaurError
 from ..data.dates import parse_dates
+from ..models.model_dir import read_split_record
 
 N_BLOCKS = 64  # row hashes kept per table: enough to say where it changed, small in JSON
 
@@ -101,18 +102,14 @@ def write_split(out, df, columns, rule, train_idx, valid_idx, source=None, targe
 
 def read_table_split(model_dir):
     """The split record of a table model directory, or a CentaurError saying how to get one."""
-    path = Path(model_dir) / "split.json"
-    if not path.is_file():
-        raise CentaurError(f"{str(model_dir)!r} has no validation set recorded (split.json is missing: the model was "
-                           "trained by an older centaur or by hand). Retrain it with `centaur train TABLE --target "
-                           "COLUMN`, which records which rows validated.")
+    path, record = read_split_record(model_dir, "`centaur train TABLE --target COLUMN`, which records which rows "
+                                                "validated")
     try:
-        record = json.loads(path.read_text())
         if record.get("kind") != "table":
             raise KeyError("kind")
         for key in ("n_rows", "rule", "valid_rows", "fingerprint"):
             record[key]  # noqa: B018 - present or KeyError
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (AttributeError, KeyError, TypeError) as e:
         raise CentaurError(f"{str(path)!r} is damaged or not a table's split ({e}); retrain the model to write it "
                            "again.") from None
     return record
