@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -45,6 +46,24 @@ def copy_emoji(dest, classes=("animal", "face", "food"), per_class=12, skip=0):
         for f in sorted((EMOJI / cls).glob("*.png"))[skip:skip + per_class]:
             (dest / cls / f.name).write_bytes(f.read_bytes())
     return dest
+
+
+def two_colour_dls(n_train=48, n_valid=16, bs=12, seed=0):
+    """DataLoaders of tiny 6x6 images in two classes a model learns in a few steps: 'a' adds to the
+    red channel, 'b' to the blue. The pixels are always the same; `seed` sets the shuffling."""
+    from centaur.data.blocks import CategoryBlock, TensorImageBlock
+    from centaur.data.loaders import DataLoaders, Datasets
+    g = torch.Generator().manual_seed(123)
+    labels = ["a" if i % 3 else "b" for i in range(n_train + n_valid)]
+    xs = torch.randint(0, 80, (n_train + n_valid, 3, 6, 6), generator=g)
+    for i, label in enumerate(labels):
+        xs[i, 0 if label == "a" else 2] += 100
+    xs = list(xs.to(torch.uint8))
+    y_block = CategoryBlock()
+    y_block.setup(labels)
+    return DataLoaders(Datasets(xs[:n_train], labels[:n_train], TensorImageBlock(), y_block, [], train=True),
+                       Datasets(xs[n_train:], labels[n_train:], TensorImageBlock(), y_block, [], train=False),
+                       bs=bs, seed=seed)
 
 
 def emoji_image(cls="animal", idx=0):

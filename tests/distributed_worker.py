@@ -12,27 +12,17 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from centaur.data.blocks import CategoryBlock, TensorImageBlock
-from centaur.data.loaders import DataLoaders, Datasets
 from centaur.train.callbacks import Callback
 from centaur.train.distributed import distributed, is_main_process
 from centaur.train.learner import Learner
+
+from conftest import two_colour_dls
 
 
 def make_learner(bs=12, n_train=48, n_valid=17):
     """Shuffled data, no batch norm and no dropout: a step's gradient is then the same whether one
     process sees the whole batch or two processes see half each."""
-    g = torch.Generator().manual_seed(123)
-    labels = ["a" if i % 3 else "b" for i in range(n_train + n_valid)]
-    xs = torch.randint(0, 80, (n_train + n_valid, 3, 6, 6), generator=g)
-    for i, label in enumerate(labels):
-        xs[i, 0 if label == "a" else 2] += 100
-    xs = list(xs.to(torch.uint8))
-    y_block = CategoryBlock()
-    y_block.setup(labels)
-    dls = DataLoaders(Datasets(xs[:n_train], labels[:n_train], TensorImageBlock(), y_block, [], train=True),
-                      Datasets(xs[n_train:], labels[n_train:], TensorImageBlock(), y_block, [], train=False),
-                      bs=bs, seed=7)
+    dls = two_colour_dls(n_train, n_valid, bs=bs, seed=7)
     torch.manual_seed(0)
     body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     head = nn.Linear(8, 2)

@@ -8,28 +8,17 @@ from safetensors import safe_open
 from torch import nn
 
 from centaur.core.errors import CentaurError
-from centaur.data.blocks import CategoryBlock, TensorImageBlock
-from centaur.data.loaders import DataLoaders, Datasets
 from centaur.models.heads import BodyHead, create_head
 from centaur.train.callbacks import Callback
 from centaur.train.checkpoint import load_checkpoint, save_checkpoint
 from centaur.train.learner import Learner, TrainingInterrupted
 
+from conftest import two_colour_dls
+
 
 def make_learner(seed=0, init_seed=None, path=None, bs=12):
     """Shuffled training data and a head with dropout, so the result depends on every RNG."""
-    g = torch.Generator().manual_seed(123)
-    n_train, n_valid = 48, 16
-    labels = ["a" if i % 3 else "b" for i in range(n_train + n_valid)]
-    xs = torch.randint(0, 80, (n_train + n_valid, 3, 6, 6), generator=g)
-    for i, label in enumerate(labels):
-        xs[i, 0 if label == "a" else 2] += 100
-    xs = list(xs.to(torch.uint8))
-    y_block = CategoryBlock()
-    y_block.setup(labels)
-    dls = DataLoaders(Datasets(xs[:n_train], labels[:n_train], TensorImageBlock(), y_block, [], train=True),
-                      Datasets(xs[n_train:], labels[n_train:], TensorImageBlock(), y_block, [], train=False),
-                      bs=bs, seed=seed)
+    dls = two_colour_dls(48, 16, bs=bs, seed=seed)
     torch.manual_seed(seed if init_seed is None else init_seed)
     body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
     model = BodyHead(body, create_head(8, 2, hidden=16, dropout=0.5))
