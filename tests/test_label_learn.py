@@ -142,12 +142,12 @@ def test_uncertainty_orders_a_planted_case():
     np.testing.assert_allclose(u, [0.03, 0.99, 0.99, 0.5, 1.0, 0.15], atol=1e-9)
     labeled = np.array([False, False, False, False, False, True])
     result = planted(probs)
-    assert review_queue(result, labeled).tolist() == [4, 1, 2, 3, 0]  # ties keep row order
-    assert review_queue(result, labeled, limit=2).tolist() == [4, 1]
+    assert review_queue(result.probs, labeled).tolist() == [4, 1, 2, 3, 0]  # ties keep row order
+    assert review_queue(result.probs, labeled, limit=2).tolist() == [4, 1]
     assert confident(result, 0.9).tolist() == [True, False, False, False, False, True]
     assert confident(result, 0.95).tolist() == [True] + [False] * 5
     with pytest.raises(CentaurError, match="one entry per image"):
-        review_queue(result, labeled[:3])
+        review_queue(result.probs, labeled[:3])
     with pytest.raises(CentaurError, match="threshold"):
         confident(result, 1.5)
     with pytest.raises(CentaurError, match="K >= 2"):
@@ -159,7 +159,7 @@ def test_queue_and_fade_on_real_features(emoji):
     given = [y if i % 4 == 0 else None for i, y in enumerate(labels)]
     mask = np.array([y is not None for y in given])
     result = train_head(features, given)
-    queue = review_queue(result, mask, limit=50)
+    queue = review_queue(result.probs, mask, limit=50)
     assert len(queue) == 50 and not mask[queue].any()
     u = uncertainty(result.probs)
     assert np.all(np.diff(u[queue]) <= 1e-12) and u[queue[0]] == u[~mask].max()

@@ -118,7 +118,7 @@ def api_router(project):
         rows = project.images()
         return dict(ids=[r["id"] for r in rows], paths=[r["path"] for r in rows],
                     status=[r["status"] for r in rows], label_names=project.label_names(),
-                    labels=project.label_rows().tolist(), version=project.summary()["version"])
+                    labels=project.label_rows().tolist(), version=project.store_version())
 
     @router.get("/layout")
     def layout(layer: str = "last", method: str = "pca"):
@@ -155,17 +155,17 @@ def api_router(project):
         """Label (or, with label null, unlabel) images as one action that undo reverses whole."""
         author = body.author or request.headers.get("x-centaur-author") or "local"
         action = project.label(body.ids, body.label, author=author, how=body.how)
-        return dict(action=action, labels=project.store.label_counts(), version=project.summary()["version"])
+        return dict(action=action, labels=project.store.label_counts(), version=project.store_version())
 
     @router.post("/undo")
     def undo():
         action = project.store.undo()
-        return dict(action=action, labels=project.store.label_counts(), version=project.summary()["version"])
+        return dict(action=action, labels=project.store.label_counts(), version=project.store_version())
 
     @router.post("/redo")
     def redo():
         action = project.store.redo()
-        return dict(action=action, labels=project.store.label_counts(), version=project.summary()["version"])
+        return dict(action=action, labels=project.store.label_counts(), version=project.store_version())
 
     @router.get("/history")
     def history(limit: int = 50):
@@ -188,7 +188,7 @@ def api_router(project):
     def predictions(limit: int = 100):
         """Per image: predicted label index into classes (-1 = none) and confidence; the review queue
         (unlabeled images, least certain first)."""
-        from .learn import uncertainty
+        from .learn import review_queue
         found = project.predictions()
         if found is None:
             return dict(classes=[], predicted=[], confidence=[], queue=[])
@@ -196,10 +196,7 @@ def api_router(project):
         known = ~np.isnan(probs[:, 0])
         predicted = np.where(known, np.nan_to_num(probs).argmax(1), -1)
         confidence = np.where(known, np.nan_to_num(probs).max(1), 0.0)
-        unlabeled = project.label_rows() < 0
-        doubt = np.where(known & unlabeled, uncertainty(np.nan_to_num(probs)), -np.inf)
-        order = np.argsort(-doubt, kind="stable")[: max(0, min(limit, 10_000))]
-        order = order[np.isfinite(doubt[order])]
+        order = review_queue(probs, ~known | (project.label_rows() >= 0), limit=max(0, min(limit, 10_000)))
         images = project.images()
         return dict(classes=classes, predicted=predicted.tolist(), confidence=np.round(confidence, 4).tolist(),
                     queue=[images[int(r)]["id"] for r in order])

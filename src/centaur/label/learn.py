@@ -168,19 +168,22 @@ def uncertainty(probs):
     return 1.0 - (top2[:, 1] - top2[:, 0])
 
 
-def review_queue(result, labeled_mask, limit=100):
-    """Row numbers of unlabeled images, least certain first: what to label next.
+def review_queue(probs, leave_out, limit=100):
+    """Row numbers of the images to label next, least certain first, leaving out the rows of
+    `leave_out` (a bool mask: labeled images, and those without a prediction).
 
-    Ties keep row order, so the queue is the same every time for the same model.
+    probs: (N, K), a HeadResult's or the project's (NaN where an image has no prediction). Ties
+    keep row order, so the queue is the same every time for the same model.
 
-    >>> rows = review_queue(result, labels != None, limit=20)  # doctest: +SKIP
+    >>> rows = review_queue(result.probs, labels != None, limit=20)  # doctest: +SKIP
     """
-    labeled_mask = np.asarray(labeled_mask, dtype=bool)
-    if labeled_mask.shape != (len(result.probs),):
-        raise CentaurError(f"labeled_mask should have one entry per image ({len(result.probs)}), "
-                           f"got shape {labeled_mask.shape}.")
-    rows = np.flatnonzero(~labeled_mask)
-    order = np.argsort(-uncertainty(result.probs[rows]), kind="stable")
+    probs = np.asarray(probs)
+    leave_out = np.asarray(leave_out, dtype=bool)
+    if leave_out.shape != (len(probs),):
+        raise CentaurError(f"the mask of images to leave out should have one entry per image ({len(probs)}), "
+                           f"got shape {leave_out.shape}.")
+    rows = np.flatnonzero(~leave_out)
+    order = np.argsort(-uncertainty(probs[rows]), kind="stable")
     return rows[order[:limit]]
 
 

@@ -217,9 +217,8 @@ class Project:
     def layout(self, layer="last", method="pca"):
         """(N, 2) float32 in [0, 1], NaN for images not embedded; cached until images or labels change."""
         from .projection import methods, project
+        check_choice("projection", method, methods(len(self.label_names())))
         label_rows = self.label_rows()
-        allowed = methods(len(set(label_rows[label_rows >= 0].tolist())))
-        check_choice("projection", method, allowed)
         vectors = self.vectors(layer)
         ok = ~np.isnan(vectors[:, 0])
         key = (layer, method, int(ok.sum()), self.store_version() if method == "lda" else None)
