@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import CentaurError
+from .core.files import write_atomically
 from .models.model_dir import model_version, read_meta
 
 CHUNK_IMAGES = 512        # images per chunk: a few seconds of work, so little is redone after a kill
@@ -110,7 +111,7 @@ class _Job:
                                    "finish it, or delete that folder to start over.")
         else:
             self.parts.mkdir(parents=True, exist_ok=True)
-            _write_atomic(manifest, json.dumps(identity, indent=1).encode())
+            write_atomically(manifest, json.dumps(identity, indent=1).encode())
         for tmp in self.parts.glob("*.tmp"):  # a chunk being written when the run was stopped
             tmp.unlink()
         self.done = {int(p.stem.split("-")[1]) for p in self.parts.glob(f"chunk-*.{self.ext}")}
@@ -152,7 +153,7 @@ class _Job:
 
     def write(self, i, frame, stats, schema=None):
         """Write chunk i (a DataFrame) and its statistics, each atomically; the data file last."""
-        _write_atomic(self.parts / f"chunk-{i:06d}.json", json.dumps(stats).encode())
+        write_atomically(self.parts / f"chunk-{i:06d}.json", json.dumps(stats).encode())
         tmp = self.path(i).with_name(self.path(i).name + ".tmp")
         if self.fmt == "csv":
             frame.to_csv(tmp, index=frame.index.name is not None)
@@ -163,12 +164,6 @@ class _Job:
                 frame = frame.reset_index()
             pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
         os.replace(tmp, self.path(i))
-
-
-def _write_atomic(path, data):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # --- tables ---

@@ -17,25 +17,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from ..core.errors import CentaurError, check_choice
+from ..core.files import write_atomically
 from ..core.log import warn
 
 LABEL_COLUMNS = ("path", "label", "author", "how", "at")
 MARKER = ".centaur-export.json"  # written in every class-folder export: says the folder is ours to replace
 MARKER_FORMAT = "centaur-class-folders"
-
-
-def _write_atomic(path, text):
-    """Write text to `path` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _text(value):
@@ -71,7 +58,7 @@ def write_labels_csv(records, path):
     writer = csv.DictWriter(buffer, fieldnames=LABEL_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(_label_rows(records))
-    return _write_atomic(path, buffer.getvalue())
+    return write_atomically(path, buffer.getvalue())
 
 
 def write_labels_json(records, path):
@@ -84,7 +71,7 @@ def write_labels_json(records, path):
     keep = lambda v: v if v is None or isinstance(v, (str, int, float)) else _text(v)  # numbers stay numbers
     labels = [{c: keep(r.get(c)) for c in LABEL_COLUMNS} for r in records]
     doc = {"format": "centaur-labels", "version": 1, "count": len(labels), "labels": labels}
-    return _write_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    return write_atomically(path, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
 
 def write_predictions_csv(paths, classes, probs, path, labels=None):
@@ -111,7 +98,7 @@ def write_predictions_csv(paths, classes, probs, path, labels=None):
         if labels is not None:
             row.append(_text(labels[i]))
         writer.writerow(row)
-    return _write_atomic(path, buffer.getvalue())
+    return write_atomically(path, buffer.getvalue())
 
 
 # Class folders ---------------------------------------------------------------------------

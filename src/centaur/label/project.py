@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import CentaurError, check_choice
+from ..core.files import write_atomically
 from ..core.images import MAX_PIXELS, open_image
 from ..data.getters import get_image_files
 from .store import LabelStore
@@ -127,11 +128,8 @@ class Project:
         img.thumbnail((THUMB_SIZE, THUMB_SIZE))
         buffer = io.BytesIO()
         img.save(buffer, "JPEG", quality=80)
-        data = buffer.getvalue()
-        tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, cached)
-        return data
+        write_atomically(cached, buffer.getvalue())
+        return buffer.getvalue()
 
     # ---- embeddings -----------------------------------------------------------------------
     def _open_cache(self):
@@ -315,11 +313,10 @@ class Project:
             return self.model.classes, probs
 
     def _save_predictions(self, result):
-        path = self.state / "predictions.npz"
-        tmp = self.state / f"predictions.{os.getpid()}.tmp.npz"
-        np.savez(tmp, probs=result.probs.astype(np.float32), ids=np.array(self._predicted_ids, dtype=np.int64),
+        buffer = io.BytesIO()
+        np.savez(buffer, probs=result.probs.astype(np.float32), ids=np.array(self._predicted_ids, dtype=np.int64),
                  weight=result.weight.astype(np.float32), bias=result.bias.astype(np.float32))
-        os.replace(tmp, path)
+        write_atomically(self.state / "predictions.npz", buffer.getvalue())
         summary = dict(classes=result.classes, accuracy=result.accuracy, interval=list(result.interval),
                        num_labeled=result.num_labeled, counts=result.counts, folds=result.folds,
                        seconds=result.seconds, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
