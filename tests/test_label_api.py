@@ -1,9 +1,15 @@
 """The workbench's HTTP API against a real SQLite store, real pretrained embeddings and real images:
 label, undo, find similar, train, export, restart, and the bad inputs a browser can send."""
 import csv
+import os
+import pwd
 import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -343,11 +349,6 @@ for folder in sys.argv[1].split(","):
 def test_folders_without_permissions_say_so(tmp_path):
     """Real permission errors, seen by a user who is not root: a folder it cannot read, and one it can
     read but not write its .centaur state into."""
-    import os
-    import pwd
-    import subprocess
-    import sys
-    import tempfile
     base = Path(tempfile.mkdtemp(prefix="centaur-permissions-"))  # tmp_path is root's alone
     closed, readonly = base / "closed", base / "readonly"
     try:
@@ -382,9 +383,7 @@ def test_a_folder_open_in_one_workbench_cannot_be_opened_in_another(folder):
 
 def test_a_team_keeps_its_labels_in_postgresql(folder, postgres_server):
     """--store postgresql://...: the same workbench API, with the labels in a PostgreSQL schema."""
-    import uuid
-
-    import psycopg
+    import psycopg  # installed with the dev set-up; the postgres_server fixture skips without it
     schema = "workbench_" + uuid.uuid4().hex[:12]
     with psycopg.connect(postgres_server + "/postgres", autocommit=True) as connection:
         connection.execute(f"CREATE SCHEMA {schema}")
