@@ -19,6 +19,7 @@ from PIL import Image
 
 from centaur.core.errors import CentaurError
 from centaur.label.app import create_app
+from centaur.label.learn import FADE_THRESHOLD
 from centaur.label.project import Project
 
 from test_label_store import postgres_server  # noqa: F401 (a fixture)
@@ -179,6 +180,7 @@ def test_train_gives_accuracy_with_interval_then_predictions_and_a_queue(client)
     unlabeled = [i for i, label, status in zip(images["ids"], images["labels"], images["status"])
                  if label < 0 and status == "ok"]
     assert sorted(predictions["queue"]) == sorted(unlabeled)
+    assert predictions["fade_threshold"] == FADE_THRESHOLD  # the page fades by the server's threshold
     rows = {image_id: r for r, image_id in enumerate(images["ids"])}
     right = sum(predictions["classes"][predictions["predicted"][rows[i]]] == images["paths"][rows[i]].split("_")[0]
                 for i in unlabeled)
@@ -278,6 +280,40 @@ def test_added_images_are_embedded_incrementally(folder):
     assert project.embedded().sum() == 38
     assert {r["status"] for r in project.images() if r["path"] == "broken.png"} == {"ok"}
     project.close()
+
+
+def test_vectors_in_memory_take_each_batch_as_it_is_embedded(tmp_path):
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    _copy_images(folder)
+    project = Project(folder, size=96)
+    project.scan()
+    assert np.isnan(project.vectors("last")).all()  # loaded before any embedding, as the page does
+    seen = []
+    project.progress = _Recording(seen, project)
+    project.embed(batch_size=8)
+    assert len(seen) == 5 and seen[0] == 8 and seen[-1] == 36  # the map grew batch by batch
+    live = {layer: project.vectors(layer).copy() for layer in ("early", "middle", "last")}
+    similar, _ = project.similar([project.images()[0]["id"]], k=3, unlabeled_only=False)
+    assert len(similar) == 3
+    project.close()
+    reloaded = Project(folder, size=96)  # the same vectors, read back from the cache
+    for layer, values in live.items():
+        np.testing.assert_array_equal(values, reloaded.vectors(layer))
+    reloaded.close()
+
+
+class _Recording(dict):
+    """Project.progress that also records how many images had vectors in memory at each update."""
+
+    def __init__(self, seen, project):
+        super().__init__(state="idle", done=0, total=0, errors=0, message="")
+        self.seen, self.project = seen, project
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        if "done" in kwargs and kwargs["done"]:
+            self.seen.append(int(self.project.embedded().sum()))
 
 
 @pytest.mark.slow

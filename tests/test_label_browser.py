@@ -140,6 +140,13 @@ def test_lasso_label_similar_train_undo_export(browser, workbench):
     page.click("#clear")
     page.fill("#label-input", "")
     page.check("#fade")
+    # faded: the unlabeled images the model predicts at least as surely as the server's threshold
+    served = _get(url + "api/predictions")
+    labels_now = _get(url + "api/images")["labels"]
+    expected = [r for r, c in enumerate(served["confidence"]) if labels_now[r] < 0 and c >= served["fade_threshold"]]
+    shown = page.evaluate("window.centaur.state.ids.map((_, i) => window.centaur.faded(i) ? i : -1)"
+                          ".filter((i) => i >= 0)")
+    assert shown == expected and expected, (len(shown), len(expected))
     layer = page.text_content("#layer")
     page.keyboard.press("ArrowRight")
     page.wait_for_function(f"document.querySelector('#layer').textContent !== '{layer}'")

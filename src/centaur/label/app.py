@@ -187,11 +187,12 @@ def api_router(project):
     @router.get("/predictions")
     def predictions(limit: int = 100):
         """Per image: predicted label index into classes (-1 = none) and confidence; the review queue
-        (unlabeled images, least certain first)."""
-        from .learn import review_queue
+        (unlabeled images, least certain first); fade_threshold: the confidence from which the page fades.
+        """
+        from .learn import FADE_THRESHOLD, review_queue
         found = project.predictions()
         if found is None:
-            return dict(classes=[], predicted=[], confidence=[], queue=[])
+            return dict(classes=[], predicted=[], confidence=[], queue=[], fade_threshold=FADE_THRESHOLD)
         classes, probs = found
         known = ~np.isnan(probs[:, 0])
         predicted = np.where(known, np.nan_to_num(probs).argmax(1), -1)
@@ -199,7 +200,7 @@ def api_router(project):
         order = review_queue(probs, ~known | (project.label_rows() >= 0), limit=max(0, min(limit, 10_000)))
         images = project.images()
         return dict(classes=classes, predicted=predicted.tolist(), confidence=np.round(confidence, 4).tolist(),
-                    queue=[images[int(r)]["id"] for r in order])
+                    queue=[images[int(r)]["id"] for r in order], fade_threshold=FADE_THRESHOLD)
 
     @router.post("/finetune")
     def finetune(body: FinetuneRequest = FinetuneRequest()):

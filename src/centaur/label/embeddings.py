@@ -313,12 +313,13 @@ def _tier(rows):
     return int(np.log(max(rows, 1)) / np.log(_MERGE_COUNT))
 
 
-def embed_missing(cache, embedder, items, batch_size=32, progress=None, stop=None):
+def embed_missing(cache, embedder, items, batch_size=32, progress=None, stop=None, on_batch=None):
     """Embed the images not yet in the cache, a batch at a time, adding each batch as it completes.
 
     items: (image_id, path) pairs. A kill loses at most one batch. progress(done, total) is
     called after each batch (done counts unreadable images too); stop, a threading.Event, is
-    checked before each batch. Returns {image_id: error message} for images that cannot be
+    checked before each batch; on_batch(ids, {layer: (B, D) float16}) gets each batch as stored,
+    so a caller can keep its vectors in memory up to date without reading the cache again. Returns {image_id: error message} for images that cannot be
     read (corrupt, too large): one bad file never stops a folder of thousands. They are not
     cached, so the next call tries them again (the user may have replaced the file).
 
@@ -345,7 +346,10 @@ def embed_missing(cache, embedder, items, batch_size=32, progress=None, stop=Non
             except ImageError as e:
                 errors[image_id] = str(e)
         if images:
-            cache.add(ids, embedder.embed_batch(torch.stack(images)))  # (B, 3, S, S) -> {layer: (B, D)}
+            vectors = embedder.embed_batch(torch.stack(images))  # (B, 3, S, S) -> {layer: (B, D)}
+            cache.add(ids, vectors)
+            if on_batch is not None:
+                on_batch(ids, {layer: np.asarray(v).astype(np.float16) for layer, v in vectors.items()})
         done += len(todo[start:start + batch_size])
         if progress is not None:
             progress(done, total)

@@ -24,6 +24,7 @@ from ..train.metrics import accuracy
 # finite when few labels separate the classes perfectly, and LBFGS converges in fewer steps.
 WEIGHT_DECAY = 0.03
 MAX_ITER = 200  # LBFGS iterations per fit; it usually stops earlier on its own tolerance
+FADE_THRESHOLD = 0.9  # "fade" dims images predicted at least this surely (96% of them right, above)
 
 
 @dataclass
@@ -187,7 +188,7 @@ def review_queue(probs, leave_out, limit=100):
     return rows[order[:limit]]
 
 
-def confident(result, threshold=0.9):
+def confident(result, threshold=FADE_THRESHOLD):
     """(N,) True where the model's top probability is at least `threshold`: images to fade out.
 
     Labeled rows are judged by their out-of-fold probability, so fading also shows which labels

@@ -54,7 +54,8 @@ class Project:
         self.progress = dict(state="idle", done=0, total=0, errors=0, message="")
         self.model = None  # the last HeadResult, with the rows it was trained on
         self._lock = threading.RLock()
-        self._vectors = None  # (version, {layer: (N, D) float32 rows aligned with images()})
+        self._vectors = None  # (number of images, {layer: (N, D) float32 rows aligned with images()})
+        self._vectors_changed = 0  # counts loads and in-place additions, for the similar index
         self._layouts = {}
         self._indexes = {}  # layer -> (the vectors it was built from, SimilarIndex)
         self._label_rows = None
@@ -151,15 +152,14 @@ class Project:
 
         def progress(done, total):
             self.progress.update(done=done, total=total)
-            with self._lock:
-                self._vectors = None  # each finished batch shows up in the next layout
 
-        errors = embed_missing(cache, embedder, todo, batch_size=batch_size, progress=progress, stop=self._stop)
+        errors = embed_missing(cache, embedder, todo, batch_size=batch_size, progress=progress, stop=self._stop,
+                               on_batch=self._add_vectors)
         for image_id, message in errors.items():
             status = "too_large" if "pixels" in message else "unreadable"
             self.store.set_status(image_id, status, message)
         with self._lock:
-            self._images, self._vectors = None, None
+            self._images = None  # statuses changed; the vectors in memory took every batch already
         stopped = self._stop.is_set()
         self.progress.update(state="stopped" if stopped else "ready", errors=len(errors),
                              message=f"{len(cache)} images embedded" + (f", {len(errors)} unreadable" if errors else ""))
@@ -187,6 +187,19 @@ class Project:
         if self._worker is not None:
             self._worker.join(timeout)
 
+    def _add_vectors(self, ids, vectors):
+        """Write a freshly embedded batch into the vectors in memory, so the next layout shows it
+        without reading the whole cache again (which, on a large folder, cost more than embedding)."""
+        with self._lock:
+            if self._vectors is None or self._vectors[0] != len(self.images()):
+                return  # not loaded, or loaded for other images: the next vectors() reads the cache, batch included
+            rows = np.array([self._row.get(int(i), -1) for i in ids], dtype=np.int64)
+            keep = rows >= 0
+            for name, values in vectors.items():
+                if name in self._vectors[1]:
+                    self._vectors[1][name][rows[keep]] = values[keep]
+            self._vectors_changed += 1  # the similar index, built from these arrays, is stale now
+
     def vectors(self, layer):
         """(N, D) float32 for layer, rows aligned with images(); rows not embedded yet are NaN."""
         with self._lock:
@@ -202,6 +215,7 @@ class Project:
                     out[rows[keep]] = values[keep]
                     aligned[name] = out
                 self._vectors = (len(images), aligned)
+                self._vectors_changed += 1
             if layer not in self._vectors[1]:
                 check_choice("layer", layer, list(self._vectors[1]) or ["early", "middle", "last"])
             return self._vectors[1][layer]
@@ -239,8 +253,8 @@ class Project:
         ok = ~np.isnan(vectors[:, 0])
         with self._lock:
             index = self._indexes.get(layer)
-            if index is None or index[0] is not vectors:  # built once per state of the cache, not per query
-                index = self._indexes[layer] = (vectors, SimilarIndex(np.nan_to_num(vectors)))
+            if index is None or index[0] != self._vectors_changed:  # once per state of the vectors, not per query
+                index = self._indexes[layer] = (self._vectors_changed, SimilarIndex(np.nan_to_num(vectors)))
         rows = rows[ok[rows]]
         if len(rows) == 0:
             raise CentaurError("none of the selected images is embedded yet; wait for the embedding to finish.")

@@ -5,7 +5,6 @@
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                  "#bcbd22", "#7f7f7f", "#393b79", "#ad494a", "#637939", "#843c39", "#7b4173"];
 const UNLABELED = "#9aa0a6";
-const FADE_CONFIDENCE = 0.9;
 const THUMBS_BELOW = 600;     // draw thumbnails when fewer images than this are on screen
 
 const state = {
@@ -13,9 +12,10 @@ const state = {
   coords: new Float32Array(0), from: null, tweenStart: 0,
   layers: ["early", "middle", "last"], methods: ["pca"], layer: "last", method: "pca",
   selection: new Set(), candidates: null,     // rows; candidates: rows proposed by "find similar"
-  predicted: null, confidence: null, classes: [], fade: false,
+  predicted: null, confidence: null, classes: [], fade: false, fadeThreshold: 1,
   view: { scale: 1, x: 0, y: 0 }, tool: "lasso", drag: null, hover: -1, spaceDown: false,
   version: null, progressState: null, generation: 0, thumbs: new Map(), frameMs: 0, frames: 0,
+  layoutAt: 0, layoutMs: 0,   // when the last layout arrived and how long it took (paces live refreshes)
 };
 const row = new Map();   // image id -> row
 const $ = (id) => document.getElementById(id);
@@ -68,13 +68,15 @@ async function loadLayouts() {
 
 let layoutRequest = 0;
 async function loadLayout(animate = true) {
-  const mine = ++layoutRequest, busy = $("busy");
+  const mine = ++layoutRequest, busy = $("busy"), started = performance.now();
   busy.textContent = `laying out (${state.layer}, ${state.method})…`;
   let buffer;
   try {
     buffer = await api(`/layout?layer=${state.layer}&method=${state.method}`);
   } finally {
     if (mine === layoutRequest) busy.textContent = "";
+    state.layoutAt = performance.now();
+    state.layoutMs = state.layoutAt - started;
   }
   if (mine !== layoutRequest) return;   // a newer view was asked for meanwhile: it wins
   const coords = new Float32Array(buffer);
@@ -92,6 +94,7 @@ async function loadPredictions() {
   state.predicted = data.predicted.length ? Int16Array.from(data.predicted) : null;
   state.confidence = data.confidence.length ? Float32Array.from(data.confidence) : null;
   state.queue = data.queue;
+  state.fadeThreshold = data.fade_threshold;   // the server's (learn.FADE_THRESHOLD), not a copy here
   state.generation++;
   const select = $("predicted-class"), chosen = select.value;
   select.textContent = "";
@@ -113,7 +116,11 @@ async function refreshSummary() {
   const changed = s.version !== state.version;
   const embedding = p.state === "embedding";
   if (changed) { await loadImages(); await loadLayouts(); }
-  if (embedding || state.progressState === "embedding" && p.state !== "embedding" || changed && state.method === "lda") {
+  // While embedding, the map grows live, but a layout of a large folder takes the server a
+  // while (a projection of every image so far) and shares its cores with the embedding: wait
+  // ten times what the last one took, so refreshing costs the embedding at most a tenth.
+  const due = performance.now() - state.layoutAt > 10 * state.layoutMs;
+  if (embedding && due || state.progressState === "embedding" && p.state !== "embedding" || changed && state.method === "lda") {
     await loadLayout(false);
   }
   state.progressState = p.state;
@@ -144,7 +151,7 @@ function color(i) {
 }
 
 function faded(i) {
-  return state.fade && state.confidence && state.labels[i] < 0 && state.confidence[i] >= FADE_CONFIDENCE;
+  return state.fade && state.confidence && state.labels[i] < 0 && state.confidence[i] >= state.fadeThreshold;
 }
 
 let pending = false;
@@ -589,7 +596,7 @@ window.addEventListener("resize", resize);
 
 // What the browser tests and the frame-time benchmark read: positions on screen, the last frame.
 window.centaur = {
-  state,
+  state, faded,
   screenPosition: (id) => { const i = row.get(id); return i === undefined || !state.screen ? null : [state.screen[2 * i], state.screen[2 * i + 1]]; },
   redraw: () => new Promise((resolve) => { draw(); requestAnimationFrame(() => resolve(state.frameMs)); }),
   ready: false,
