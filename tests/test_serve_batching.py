@@ -138,3 +138,25 @@ def test_a_slow_prediction_gets_504(tiny_model, tmp_path):
 
     slow = run(main())
     assert (slow.status_code, slow.json()["detail"]) == (504, "prediction timed out")
+
+
+def test_heatmaps_drawn_at_once_with_batches_are_each_their_own(tiny_model, tmp_path):
+    # Two people on the page at once: their heatmaps are computed in threads of their own while
+    # the model thread runs batches of plain predictions on the same model.
+    async def main():
+        app, client, lifespan = await _serve(tiny_model, tmp_path, max_batch_size=8, max_wait_ms=20)
+        try:
+            alone = await _post_image(client, params={"explain": "true"})
+            mixed = await asyncio.gather(*(_post_image(client, params={"explain": "true"} if i % 2 else None)
+                                           for i in range(24)))
+        finally:
+            await client.aclose()
+            await lifespan.__aexit__(None, None, None)
+        return alone, mixed
+
+    alone, mixed = run(main())
+    assert alone.status_code == 200 and alone.json()["heatmap"].startswith("data:image/png;base64,")
+    assert [r.status_code for r in mixed] == [200] * 24
+    explained = [r.json() for i, r in enumerate(mixed) if i % 2]
+    assert all(r["heatmap"] == alone.json()["heatmap"] for r in explained)  # the same image, the same map
+    assert all("heatmap" not in r.json() for i, r in enumerate(mixed) if i % 2 == 0)

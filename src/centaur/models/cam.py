@@ -2,10 +2,12 @@
 activation maps and Grad-CAM for any CNN, and their overlay on the image.
 
 Hooks are context managers that always remove themselves, so an exception halfway through
-never leaves a hook behind on the user's model. They live here, beside the models, because
+never leaves a hook behind on the user's model, and they see only their own thread's forward
+passes, so heatmaps can be drawn while a server runs the same model for other requests. They live here, beside the models, because
 both the Predictor (the service's heatmaps) and the interpretation tools use them.
 """
 import io
+import threading
 
 import numpy as np
 import torch
@@ -27,14 +29,21 @@ class Hook:
         self.module, self.backward = module, backward
         self.output = None
         self.handles = []
+        self.thread = None
 
     def _forward(self, module, inputs, output):
+        # Only the thread that set the hook: a server runs the same model for other requests in
+        # other threads meanwhile (its batches, other heatmaps), and their outputs must neither
+        # land here nor be turned into tensors that require grad.
+        if threading.get_ident() != self.thread:
+            return None
         if self.backward:
             output = output.detach().requires_grad_(True)
         self.output = output
         return output
 
     def __enter__(self):
+        self.thread = threading.get_ident()
         self.handles.append(self.module.register_forward_hook(self._forward))
         return self
 
