@@ -1,6 +1,7 @@
 """The workbench's HTTP API against a real SQLite store, real pretrained embeddings and real images:
 label, undo, find similar, train, export, restart, and the bad inputs a browser can send."""
 import csv
+import io
 import os
 import pwd
 import shutil
@@ -220,6 +221,31 @@ def test_paths_from_the_browser_stay_inside_the_project(client, folder):
     assert client.get(f"/api/thumb/{client.get('/api/images').json()['ids'][broken]}").status_code == 422
     ok = client.get("/api/thumb/1")
     assert ok.status_code == 200 and ok.headers["content-type"] == "image/jpeg"
+
+
+def test_only_images_leave_the_server_whatever_a_link_points_to(client, folder, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (folder / "passwd.png").symlink_to(secret)  # a link out, to a file that is no image
+    outside = tmp_path / "outside.png"
+    Image.new("RGB", (30, 20), (0, 90, 200)).save(outside)
+    (folder / "linked.png").symlink_to(outside)  # a link out, to an image: followed, as `centaur train` does
+    Image.new("RGB", (30, 20), (10, 200, 10)).save(folder / "scan.tif")  # browsers do not show TIFF
+    client.app.state.project.scan()
+    images = client.get("/api/images").json()
+    ids = dict(zip(images["paths"], images["ids"]))
+    for name in ("passwd.png", "broken.png", "huge.png"):
+        r = client.get(f"/api/image/{ids[name]}")
+        assert r.status_code == 422 and "root:" not in r.text, (name, r.text)
+    assert client.get("/api/file", params={"path": "broken.png"}).status_code == 422
+    linked = client.get(f"/api/image/{ids['linked.png']}")
+    assert linked.headers["content-type"] == "image/png" and linked.content == outside.read_bytes()
+    tiff = client.get(f"/api/image/{ids['scan.tif']}")
+    assert tiff.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(tiff.content)).getpixel((3, 3)) == (10, 200, 10)
+    face = next(folder.glob("face_*.png"))
+    served = client.get("/api/file", params={"path": face.name})
+    assert served.headers["content-type"] == "image/png" and served.content == face.read_bytes()
 
 
 def test_a_token_guards_a_workbench_bound_beyond_loopback(folder):

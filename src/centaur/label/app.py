@@ -8,7 +8,6 @@ Errors answer {"detail": what is wrong and what to do}. Every label write return
 committed to the store, so what the page shows as saved is on disk.
 """
 import hmac
-import mimetypes
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Optional
@@ -141,14 +140,16 @@ def api_router(project):
 
     @router.get("/image/{image_id}")
     def image(image_id: int):
-        path = project.path(image_id)
-        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        """The image itself (only images: anything else in the folder, or linked from it, is a 422)."""
+        data, media_type = _image_or_422(lambda i: project.viewable(project.path(i)), image_id)
+        return Response(data, media_type=media_type, headers={"Cache-Control": "max-age=86400"})
 
     @router.get("/file")
     def file(path: str):
-        """An image by its path relative to the project folder (confined to it)."""
+        """An image by its path relative to the project folder (confined to it; only images)."""
         target = project.resolve(path)
-        return FileResponse(target, media_type=mimetypes.guess_type(target.name)[0] or "application/octet-stream")
+        data, media_type = _image_or_422(project.viewable, target)
+        return Response(data, media_type=media_type)
 
     @router.post("/labels")
     def label(body: LabelRequest, request: Request):
@@ -238,8 +239,8 @@ def api_router(project):
     return router
 
 
-def _image_or_422(make, image_id):
+def _image_or_422(make, image):
     try:
-        return make(image_id)
+        return make(image)
     except ImageError as e:
-        raise CentaurError(f"image {image_id} cannot be shown: {e}") from None
+        raise CentaurError(f"image {image} cannot be shown: {e}") from None

@@ -24,6 +24,7 @@ from .store import LabelStore
 
 STATE = ".centaur"
 THUMB_SIZE = 96
+BROWSER_FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP"}  # sent as they are; other images as PNG
 
 
 class UnknownImage(CentaurError):
@@ -119,6 +120,26 @@ class Project:
         if not target.is_file():
             raise CentaurError(f"no file {relative!r} in the project folder.")
         return target
+
+    def viewable(self, path):
+        """(bytes, media type) of an image file for the browser, or ImageError.
+
+        Only images leave the server: links in the folder are followed, as `centaur train` does,
+        so a link to anything else (a text file, a key) must not be sent as it is. Formats
+        browsers show are sent unchanged; others (TIFF, ...) as a PNG, decoded within the pixel limit.
+        """
+        from PIL import Image, UnidentifiedImageError
+        try:
+            with Image.open(path) as header:  # the format from the file's first bytes, no pixels decoded
+                kind, pixels = header.format, header.width * header.height
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
+            kind, pixels = None, 0
+        if kind in BROWSER_FORMATS and pixels <= self.max_pixels:
+            return Path(path).read_bytes(), Image.MIME[kind]
+        img = open_image(path, self.max_pixels)  # refuses non-images and decompression bombs, with the reason
+        buffer = io.BytesIO()
+        img.save(buffer, "PNG")
+        return buffer.getvalue(), "image/png"
 
     def thumbnail(self, image_id):
         """A small JPEG of the image (cached on disk under .centaur/thumbs)."""
