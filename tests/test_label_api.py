@@ -2,6 +2,7 @@
 label, undo, find similar, train, export, restart, and the bad inputs a browser can send."""
 import csv
 import io
+import json
 import os
 import pwd
 import shutil
@@ -390,6 +391,49 @@ def test_export_from_the_command_line_trains_and_writes_everything(folder, tmp_p
     assert "cross-validated accuracy" in result.stderr
     for name in ("labels.csv", "labels.json", "predictions.csv", "classes/animal", "model/model.json"):
         assert (out / name).exists(), name
+
+
+def test_a_refused_export_writes_nothing(client, folder, tmp_path):
+    kinds = _ids_by_kind(client)
+    client.post("/api/labels", json={"ids": kinds["animal"][:4], "label": "animal"})
+    project = client.app.state.project
+    theirs = tmp_path / "theirs"
+    (theirs / "classes" / "mine").mkdir(parents=True)
+    (theirs / "labels.csv").write_text("keep\n")
+    with pytest.raises(CentaurError, match="not empty and is not an earlier workbench export"):
+        project.export(theirs)
+    assert (theirs / "labels.csv").read_text() == "keep\n" and sorted(p.name for p in theirs.iterdir()) == [
+        "classes", "labels.csv"]
+    a_file = tmp_path / "model.json"
+    a_file.write_text("{}")
+    with pytest.raises(CentaurError, match="is a file"):
+        project.export(a_file)
+    with pytest.raises(CentaurError, match="unknown export 'bogus'"):
+        project.export(tmp_path / "new", what=("bogus",))
+    assert not (tmp_path / "new").exists()
+    written = project.export(tmp_path / "new")  # new, then an earlier export: both fine
+    assert project.export(tmp_path / "new").keys() == written.keys()
+    assert client.post("/api/export", json={"what": ["bogus"]}).status_code == 422
+
+
+def test_export_trains_again_when_the_labels_changed_since_training(client, tmp_path):
+    kinds = _ids_by_kind(client)
+    for kind in ("animal", "face"):
+        client.post("/api/labels", json={"ids": kinds[kind][:6], "label": kind})
+    client.post("/api/labels", json={"ids": kinds["body"][:6], "label": "body"})
+    assert sorted(client.post("/api/train").json()["classes"]) == ["animal", "body", "face"]
+    client.post("/api/undo")  # "body" is gone: the trained model still predicts it
+    written = client.post("/api/export", json={}).json()
+    assert "trained again" in written["retrained"]
+    model = json.loads((Path(written["model"]) / "model.json").read_text())
+    assert sorted(model["classes"]) == ["animal", "face"]
+    header = Path(written["predictions"]).read_text().splitlines()[0]
+    assert "body" not in header and "animal" in header
+    assert "retrained" not in client.post("/api/export", json={}).json()  # up to date now
+    client.post("/api/undo")  # one class left: no model can be trained, labels are still exported
+    written = client.post("/api/export", json={}).json()
+    assert "labels" in written and "model" not in written and "2 classes" in written["not_written"]
+    assert not (Path(written["labels"]).parent / "model").exists()  # the earlier export's model went with it
 
 
 UNREADABLE = """

@@ -236,7 +236,7 @@ def test_unknown_ids_refused_and_nothing_written(store):
 
 
 @pytest.mark.parametrize("label", ["", "   ", "a/b", "a\\b", "tab\there", "new\nline", "bell\x07", ".", "..",
-                                   "x" * 101, 3])
+                                   ".hidden", ".centaur", "x" * 101, 3])
 def test_bad_labels_refused(tmp_path, label):
     store = LabelStore(tmp_path / "labels.sqlite")
     (a,) = store.add_images(image_records(1))

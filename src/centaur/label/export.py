@@ -23,6 +23,8 @@ from ..core.log import warn
 LABEL_COLUMNS = ("path", "label", "author", "how", "at")
 MARKER = ".centaur-export.json"  # written in every class-folder export: says the folder is ours to replace
 MARKER_FORMAT = "centaur-class-folders"
+EXPORT_MARKER = ".centaur-workbench-export.json"  # in the folder a workbench export writes to: ours to update
+EXPORT_PARTS = ("labels", "predictions", "folders", "model")
 
 
 def _text(value):
@@ -183,6 +185,44 @@ def _check_out(root, out):
                            f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); move them away or "
                            "choose another folder.")
     return manifest
+
+
+def check_export_folder(out):
+    """Refuse, before anything is written, an export folder that holds files of someone else's.
+
+    `out` may be new, empty, or a previous workbench export (it has EXPORT_MARKER), whose
+    labels.csv, predictions.csv, classes/ and model/ are then replaced. Returns nothing.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CentaurError(f"{str(out)!r} is a file; give a folder to export to (new, empty, or an earlier export).")
+    if out.is_dir() and os.listdir(out) and not (out / EXPORT_MARKER).is_file():
+        raise CentaurError(f"{str(out)!r} is not empty and is not an earlier workbench export (it has no "
+                           f"{EXPORT_MARKER}); choose an empty or new folder, so nothing of yours is overwritten.")
+
+
+def mark_export_folder(out):
+    """Make `out` an export folder (see check_export_folder)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / EXPORT_MARKER).is_file():
+        write_atomically(out / EXPORT_MARKER, json.dumps({"format": "centaur-workbench-export", "version": 1}).encode())
+
+
+def remove_stale(out):
+    """Remove an earlier export's predictions and model from `out` (an export folder), when the
+    labels beside them have changed and no model could be trained on them."""
+    out = Path(out)
+    (out / "predictions.csv").unlink(missing_ok=True)
+    if (out / "model").is_dir() and not (out / "model").is_symlink():
+        shutil.rmtree(out / "model")
+
+
+def check_class_folders(root, records, out):
+    """Every check write_class_folders makes before writing: `out` is free to use, labels are folder names."""
+    _check_out(Path(root), Path(out))
+    for label in sorted({str(r["label"]) for r in records if isinstance(r, dict) and r.get("label")}):
+        _check_folder_name(label)
 
 
 def write_class_folders(root, records, out, mode="link"):

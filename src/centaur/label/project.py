@@ -320,6 +320,7 @@ class Project:
     def train(self, folds=5):
         """Train a head on the cached last-layer embeddings of the labeled images (seconds)."""
         from .learn import train_head
+        version = self.store_version()  # read first: labels added while it trains make the model stale
         vectors = self.vectors("last")
         ok = ~np.isnan(vectors[:, 0])
         labels = self.store.labels()
@@ -332,7 +333,7 @@ class Project:
         with self._lock:
             self.model = result
             self._predicted_ids = [r["id"] for r in self.images()]
-        self._save_predictions(result)
+        self._save_predictions(result, version)
         return result
 
     def predictions(self):
@@ -347,14 +348,15 @@ class Project:
                     probs[row] = self.model.probs[index[r["id"]]]
             return self.model.classes, probs
 
-    def _save_predictions(self, result):
+    def _save_predictions(self, result, version):
         buffer = io.BytesIO()
         np.savez(buffer, probs=result.probs.astype(np.float32), ids=np.array(self._predicted_ids, dtype=np.int64),
                  weight=result.weight.astype(np.float32), bias=result.bias.astype(np.float32))
         write_atomically(self.state / "predictions.npz", buffer.getvalue())
         summary = dict(classes=result.classes, accuracy=result.accuracy, interval=list(result.interval),
                        num_labeled=result.num_labeled, counts=result.counts, folds=result.folds,
-                       seconds=result.seconds, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                       seconds=result.seconds, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       version=version)  # the labels it learned from; export retrains when they changed
         self.store.set_meta("model", summary)
 
     def _load_predictions(self):
@@ -382,12 +384,29 @@ class Project:
         """Write labels (CSV, JSON), predictions, a folder per class and the model directory under `out`
         (by default .centaur/export). Returns {what: path}."""
         from . import export
+        what = [check_choice("export", w, export.EXPORT_PARTS) for w in what]
         out = Path(out) if out is not None else self.state / "export"
-        out.mkdir(parents=True, exist_ok=True)
         records = self.store.label_records()
         if not records:
             raise CentaurError("no labels to export yet; label some images first.")
+        # everything that can refuse the export does so before the first file is written
+        export.check_export_folder(out)
+        if "folders" in what:
+            export.check_class_folders(self.root, records, out / "classes")
         written = {}
+        if self.model is not None and ("predictions" in what or "model" in what):
+            summary = self.store.get_meta("model") or {}
+            if summary.get("version") != self.store_version():  # labels changed since: the model would be stale
+                try:
+                    result = self.train()
+                    written["retrained"] = (f"the labels changed since the last training, so it was trained again: "
+                                            f"accuracy {result.accuracy:.3f} on {result.num_labeled} labels")
+                except CentaurError as e:
+                    written["not_written"] = f"predictions and model, as the labels changed since training: {e}"
+                    what = [w for w in what if w not in ("predictions", "model")]
+        export.mark_export_folder(out)
+        if written.get("not_written"):  # an earlier export's model no longer matches the labels beside it
+            export.remove_stale(out)
         if "labels" in what:
             export.write_labels_csv(records, out / "labels.csv")
             export.write_labels_json(records, out / "labels.json")

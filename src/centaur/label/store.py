@@ -94,6 +94,9 @@ def check_label(label):
         shown = ", ".join(repr(c) for c in bad) if bad else repr(name)
         raise CentaurError(f"the label {name!r} cannot be used: it contains {shown}, and labels become folder "
                            f"names on export. Use letters, digits, spaces, '-' or '_'.")
+    if name.startswith("."):
+        raise CentaurError(f"the label {name!r} cannot start with a dot: labels become folder names on export, and "
+                           "`centaur train` skips folders whose name starts with one as hidden.")
     return name
 
 
