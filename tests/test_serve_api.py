@@ -1,5 +1,6 @@
 """The inference service through FastAPI's TestClient: every endpoint, every error path."""
 import base64
+import csv
 import io
 import json
 import sqlite3
@@ -107,6 +108,34 @@ def test_feedback_refuses_an_unknown_label_with_a_suggestion(app):
     assert r.status_code == 422 and r.json()["detail"] == "missing field"
 
 
+def test_contests_that_agree_or_conflict_do_not_become_training_data(tiny_model, tmp_path):
+    from centaur.serve.feedback import export_feedback
+    db = tmp_path / "feedback.sqlite"
+    classes = ["animal", "face", "food"]
+    with client(tiny_model, tmp_path, feedback_db=db) as c:
+        def contest(data, pick):
+            """Predict, try to "correct" it with its own answer (refused), then give pick(other classes)."""
+            pred = c.post("/predict", content=data, headers={"content-type": "image/png"}).json()
+            same = c.post("/feedback", json={"prediction_id": pred["prediction_id"], "correct": pred["label"]})
+            assert (same.status_code, same.json()["detail"]) == (422, "not a correction")
+            answers = pick([k for k in classes if k != pred["label"]])
+            for answer in answers:
+                r = c.post("/feedback", json={"prediction_id": pred["prediction_id"], "correct": answer})
+                assert r.status_code == 201
+            return answers
+
+        changed_mind = contest(png_bytes("face", 3), lambda others: others)  # two answers: the latest counts
+        first = contest(png_bytes("food", 2), lambda others: others[:1])  # two people disagree about one image
+        second = contest(png_bytes("food", 2), lambda others: [k for k in others if k != first[0]][:1])
+    n, csv_path = export_feedback(db, tmp_path / "retrain")
+    with open(csv_path) as f:
+        table = list(csv.DictReader(f))
+    assert n == 1 and [r["label"] for r in table] == [changed_mind[-1]]
+    with open(tmp_path / "retrain" / "conflicts.csv") as f:
+        conflicts = list(csv.DictReader(f))
+    assert sorted(json.loads(r["correct"]) for r in conflicts) == sorted(first + second)
+
+
 # Malformed requests replayed: each gets its status and stable detail, and the service stays up.
 MALFORMED = [
     ("zero bytes", dict(content=b"", headers={"content-type": "image/png"}), 422, "image unreadable"),
@@ -194,18 +223,21 @@ def test_a_contest_after_the_input_was_let_go_sends_it_again(tiny_model, tmp_pat
         pred = c.post("/predict", files={"file": ("soup.png", data, "image/png")}).json()
         r = c.post("/feedback", json={"prediction_id": pred["prediction_id"], "correct": "food"})
         assert (r.status_code, r.json()["detail"]) == (409, "input no longer kept")
-        fields = {"prediction_id": pred["prediction_id"], "correct": '"animal"', "comment": "a duck"}
+        wrong = "animal" if pred["label"] != "animal" else "face"
+        fields = {"prediction_id": pred["prediction_id"], "correct": f'"{wrong}"', "comment": "a duck"}
         r = c.post("/feedback", data=fields, files={"file": ("other.png", png_bytes("face", 0), "image/png")})
         assert (r.status_code, r.json()["detail"]) == (422, "input does not match")
         r = c.post("/feedback", data=fields, files={"file": ("soup.png", data, "image/png")})
-        assert r.status_code == 201 and r.json()["correct"] == "animal"
+        assert r.status_code == 201 and r.json()["correct"] == wrong
     row = sqlite3.connect(tmp_path / "feedback.sqlite").execute("SELECT input, comment FROM feedback").fetchone()
     assert row == (data, "a duck")
 
 
 def test_old_predictions_are_forgotten_by_count(tiny_model, tmp_path):
     with client(tiny_model, tmp_path, recent_predictions=2) as c:
-        ids = [c.post("/predict", content=png_bytes("animal", i), headers={"content-type": "image/png"}).json()
-               ["prediction_id"] for i in range(3)]
-        assert c.post("/feedback", json={"prediction_id": ids[0], "correct": "food"}).status_code == 404
-        assert c.post("/feedback", json={"prediction_id": ids[2], "correct": "food"}).status_code == 201
+        preds = [c.post("/predict", content=png_bytes("animal", i), headers={"content-type": "image/png"}).json()
+                 for i in range(3)]
+        ids = [p["prediction_id"] for p in preds]
+        wrong = "food" if preds[2]["label"] != "food" else "face"
+        assert c.post("/feedback", json={"prediction_id": ids[0], "correct": wrong}).status_code == 404
+        assert c.post("/feedback", json={"prediction_id": ids[2], "correct": wrong}).status_code == 201

@@ -32,8 +32,9 @@ def test_a_real_server_on_loopback_predicts_takes_feedback_and_stops_on_ctrl_c(t
         assert url.startswith("http://127.0.0.1:")  # loopback unless told otherwise
         status, body = post(url + "predict", png_bytes("food", 0), "image/png")
         assert status == 200 and body["label"] == Predictor(tiny_model).predict(png_bytes("food", 0))["label"]
+        wrong = "animal" if body["label"] != "animal" else "face"
         status, body = post(url + "feedback", json.dumps({"prediction_id": body["prediction_id"],
-                                                          "correct": "animal"}).encode(), "application/json")
+                                                          "correct": wrong}).encode(), "application/json")
         assert status == 201
         status, body = post(url + "predict", b"", "image/png")
         assert (status, body["detail"]) == (422, "image unreadable")
@@ -46,9 +47,15 @@ def test_a_real_server_on_loopback_predicts_takes_feedback_and_stops_on_ctrl_c(t
     export = tmp_path / "retrain"
     result = run_centaur("feedback", "export", db, "--out", export)
     assert result.returncode == 0, result.stderr
-    assert [p.relative_to(export).parts[0] for p in export.rglob("*.png")] == ["animal"]
+    assert [p.relative_to(export).parts[0] for p in export.rglob("*.png")] == [wrong]
     lines = (export / "feedback.csv").read_text().splitlines()
-    assert lines[0] == "file,label,predicted,model_version,created_at,comment" and lines[1].startswith("animal/")
+    assert lines[0] == "file,label,predicted,model_version,created_at,comment" and lines[1].startswith(wrong + "/")
+    assert run_centaur("feedback", "export", db, "--out", export).returncode == 0  # an earlier export: replaced
+    (export / "notes.txt").write_text("mine")
+    result = run_centaur("feedback", "export", db, "--out", export)
+    assert result.returncode == 2 and "notes.txt" in result.stderr and (export / "notes.txt").exists()
+    result = run_centaur("feedback", "export", db, "--out", export / "feedback.csv")
+    assert result.returncode == 2 and "is a file" in result.stderr
 
 
 def test_serve_user_mistakes_are_one_line_and_status_2(tiny_model, tmp_path):

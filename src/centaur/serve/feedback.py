@@ -8,12 +8,16 @@ import csv
 import datetime
 import hashlib
 import json
+import os
+import shutil
 import sqlite3
 from pathlib import Path
 
 from ..core.errors import CentaurError
+from ..core.log import warn
 
 SCHEMA_VERSION = 1
+MARKER = ".centaur-feedback-export.json"  # in a folder export_feedback wrote: ours to replace
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY,
@@ -94,6 +98,7 @@ def export_feedback(db_path, out, target="label"):
     (12, PosixPath('retrain/feedback.csv'))
     """
     db_path, out = Path(db_path), Path(out)
+    _check_out(out)
     if not db_path.is_file():
         raise CentaurError(f"no feedback store at {str(db_path)!r}; it is created when `centaur serve` gets "
                            "its first contested prediction.")
@@ -104,29 +109,93 @@ def export_feedback(db_path, out, target="label"):
         store.close()
     if not cases:
         raise CentaurError(f"the feedback store {str(db_path)!r} holds no cases yet.")
-    out.mkdir(parents=True, exist_ok=True)
+    cases, conflicts = _settle(cases)
+    if conflicts:
+        warn(f"{len({c['input_sha256'] for c in conflicts})} input(s) were contested with different answers and are "
+             f"left out of the dataset until someone decides: see {out / 'conflicts.csv'}.")
+    if out.is_dir():  # an earlier export of ours (checked): replaced whole, so nothing settled since lingers
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    files = []
+    if any(c["input_kind"] == "image" for c in cases):
+        table = []
+        for case in cases:
+            label = str(case["correct"])
+            suffix = Path(case["input_name"] or "").suffix.lower() or ".png"
+            rel = f"{_safe_folder(label)}/{case['input_sha256'][:16]}{suffix}"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel).write_bytes(case["input"])
+            files.append(rel)
+            table.append({"file": rel, "label": label, "predicted": case["prediction"].get("label"),
+                          "model_version": case["model_version"], "created_at": case["created_at"],
+                          "comment": case["comment"] or ""})
+        columns = ["file", "label", "predicted", "model_version", "created_at", "comment"]
+    else:
+        table = [{**json.loads(c["input"]), target: c["correct"]} for c in cases]
+        columns = list(dict.fromkeys(k for r in table for k in r)) or [target]
     csv_path = out / "feedback.csv"
-    images = [c for c in cases if c["input_kind"] == "image"]
-    rows = [c for c in cases if c["input_kind"] == "row"]
     with open(csv_path, "w", newline="") as f:
-        if images:
-            writer = csv.writer(f)
-            writer.writerow(["file", "label", "predicted", "model_version", "created_at", "comment"])
-            for case in images:
-                label = str(case["correct"])
-                suffix = Path(case["input_name"] or "").suffix.lower() or ".png"
-                rel = Path(_safe_folder(label)) / f"{case['input_sha256'][:16]}{suffix}"
-                (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                (out / rel).write_bytes(case["input"])
-                writer.writerow([rel.as_posix(), label, case["prediction"].get("label"), case["model_version"],
-                                 case["created_at"], case["comment"] or ""])
-        else:
-            records = [{**json.loads(c["input"]), target: c["correct"]} for c in rows]
-            columns = list(dict.fromkeys(k for r in records for k in r))
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(records)
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(table)
+    _write_conflicts(conflicts, out / "conflicts.csv")
+    (out / MARKER).write_text(json.dumps({"format": "centaur-feedback-export", "version": 1, "files": files}) + "\n")
     return len(cases), csv_path
+
+
+def _check_out(out):
+    """Refuse an out folder holding anything this export did not write, before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise CentaurError(f"{str(out)!r} is a file; give a folder to write the contested cases to.")
+    if not out.is_dir() or not os.listdir(out):
+        return
+    try:
+        ours = set(json.loads((out / MARKER).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CentaurError(f"{str(out)!r} is not empty and is not an earlier feedback export (it has no readable "
+                           f"{MARKER}); choose an empty or new folder, so nothing of yours is overwritten or mixed "
+                           "in.") from None
+    ours |= {MARKER, "feedback.csv", "conflicts.csv"}
+    present = {(Path(folder) / name).relative_to(out).as_posix() for folder, _, names in os.walk(out) for name in names}
+    foreign = sorted(present - ours)
+    if foreign:
+        raise CentaurError(f"{str(out)!r} is an earlier feedback export but also holds files it did not write "
+                           f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); move them away or "
+                           "choose another folder.")
+
+
+def _settle(cases):
+    """(cases to export, conflicting cases) from every stored case, oldest first.
+
+    A prediction contested twice counts once, with its latest answer (the person changed their
+    mind). One input contested with different answers (two people, two predictions of the same
+    image) would teach a model both; it is left out and listed for someone to decide.
+    """
+    latest = {}
+    for case in cases:
+        latest[case["prediction_id"]] = case
+    by_input = {}
+    for case in latest.values():
+        by_input.setdefault(case["input_sha256"], []).append(case)
+    settled, conflicts = [], []
+    for group in by_input.values():
+        answers = {json.dumps(c["correct"], sort_keys=True) for c in group}
+        if len(answers) == 1:
+            settled.append(group[-1])
+        else:
+            conflicts.extend(group)
+    return sorted(settled, key=lambda c: c["id"]), sorted(conflicts, key=lambda c: c["id"])
+
+
+def _write_conflicts(conflicts, path):
+    if not conflicts:
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["input_sha256", "input_name", "correct", "prediction_id", "created_at", "comment"])
+        for c in conflicts:
+            writer.writerow([c["input_sha256"], c["input_name"] or "", json.dumps(c["correct"]), c["prediction_id"],
+                             c["created_at"], c["comment"] or ""])
 
 
 def _safe_folder(label):

@@ -225,6 +225,9 @@ async def feedback(request: Request, service=Depends(ready_service)):
                            f"{service.settings.recent_predictions:,} this server keeps. Predict again, then contest "
                            "the new prediction.")
     kind, digest, name, prediction = known
+    if _same_answer(prediction, correct):
+        raise InputError("not a correction", f"the model already predicted {correct!r} for this input; a contest "
+                                             "gives the answer that is right instead.")
     data = service.inputs.get(prediction_id)
     if data is None and resent is not None:
         if hashlib.sha256(resent).hexdigest() != digest:
@@ -241,3 +244,12 @@ async def feedback(request: Request, service=Depends(ready_service)):
         correct=correct, input_name=name, comment=comment)
     service.metrics.feedback.inc()
     return {"id": case_id, "stored": True, "prediction_id": prediction_id, "correct": correct}
+
+
+def _same_answer(prediction, correct):
+    """Whether the answer a person gives is what the model said (then there is nothing to contest)."""
+    if "label" in prediction:
+        return correct == prediction["label"]
+    if "labels" in prediction:
+        return isinstance(correct, list) and sorted(map(str, correct)) == sorted(map(str, prediction["labels"]))
+    return "value" in prediction and correct == prediction["value"]
