@@ -181,6 +181,20 @@ def test_malformed_json_and_too_many_items(tiny_model, tmp_path):
         assert (r.status_code, r.json()["detail"]) == (422, "too many items")
         r = c.post("/predict/batch", content=png_bytes(), headers={"content-type": "image/png"})
         assert (r.status_code, r.json()["detail"]) == (415, "unsupported content type")
+        # past what the form parser itself takes: still our shape and status, not its plain 400
+        files = [("files", (f"{i}.png", b"x", "image/png")) for i in range(10)]
+        r = c.post("/predict/batch", files=files)
+        assert (r.status_code, r.json()["detail"]) == (422, "too many items") and "the most is 2" in r.json()["message"]
+        r = c.post("/predict/batch", data={f"f{i}": "x" for i in range(1500)}, files=files[:1])
+        assert (r.status_code, r.json()["detail"]) == (422, "too many fields")
+
+
+def test_parameters_of_the_wrong_kind_get_the_api_shape(app):
+    r = app.post("/predict?explain=maybe", content=png_bytes(), headers={"content-type": "image/png"})
+    assert (r.status_code, r.json()["detail"]) == (422, "invalid parameter")
+    assert "explain" in r.json()["message"] and "'maybe'" in r.json()["message"]
+    r = app.post("/predict/batch?explain=true", files=[("files", ("a.png", png_bytes(), "image/png"))])
+    assert (r.status_code, r.json()["detail"]) == (422, "explain one at a time")
 
 
 def test_metrics_count_requests_batches_and_errors(app):

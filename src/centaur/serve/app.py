@@ -11,6 +11,7 @@ from collections import OrderedDict
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -127,6 +128,20 @@ def create_app(settings, engine=None):
         detail = {404: "not found", 405: "method not allowed"}.get(e.status_code, str(e.detail).lower())
         service.metrics.errors.labels(detail).inc()
         return error_response(e.status_code, detail, str(e.detail), getattr(e, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _parameter_error(request, e):
+        # a query parameter of the wrong kind (?explain=maybe): the API's shape, not FastAPI's list
+        problems = "; ".join(f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')} (got "
+                             f"{err.get('input')!r})" for err in e.errors())
+        service.metrics.errors.labels("invalid parameter").inc()
+        return error_response(422, "invalid parameter", problems)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, e):
+        # Starlette re-raises it after this answer, so the server still logs its traceback
+        service.metrics.errors.labels("internal error").inc()
+        return error_response(500, "internal error", "the server failed on this request; its log says why.")
 
     app.add_middleware(LimitsMiddleware, service=service)
     return app

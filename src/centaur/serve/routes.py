@@ -85,6 +85,22 @@ async def _read_json(request):
         raise InputError("malformed JSON", f"the request body is not valid JSON ({e}).") from None
 
 
+async def _read_form(request, max_files):
+    """The multipart form, with Starlette's parser refusals (too many files or fields, a broken
+    body) answered in the API's own shape instead of its plain 400."""
+    from starlette.exceptions import HTTPException
+    try:
+        return await request.form(max_files=max_files)
+    except HTTPException as e:
+        reason = str(e.detail)
+        if "too many files" in reason.lower():
+            raise InputError("too many items", f"more than {max_files - 1} files in one request; the most is "
+                                               f"{max_files - 1}. Split them.") from None
+        if "too many fields" in reason.lower():
+            raise InputError("too many fields", f"the form has too many fields ({reason}).") from None
+        raise InputError("malformed form", f"the multipart body cannot be read ({reason}).") from None
+
+
 def _unsupported(content_type, expected):
     return ServiceError(415, "unsupported content type",
                         f"got Content-Type {content_type or 'none'!r}; this model takes {expected}.")
@@ -115,7 +131,7 @@ async def _inputs(request, service, batch):
         # canonical JSON (sorted keys), so a row sent again with a contest hashes the same
         return [(json.dumps(r, default=str, sort_keys=True).encode(), None, r) for r in rows]
     if content_type == "multipart/form-data":
-        form = await request.form(max_files=service.settings.max_batch_items + 1)
+        form = await _read_form(request, max_files=service.settings.max_batch_items + 1)
         files = form.getlist("files" if batch else "file") or form.getlist("file" if batch else "files")
         files = [f for f in files if hasattr(f, "read")]
         if not files:
@@ -156,9 +172,12 @@ async def predict(request: Request, explain: bool = False, service=Depends(ready
 
 
 @predict_router.post("/predict/batch", dependencies=[Depends(check_token)])
-async def predict_batch(request: Request, service=Depends(ready_service)):
+async def predict_batch(request: Request, explain: bool = False, service=Depends(ready_service)):
     """Predict many images (multipart, 'files') or rows ({"rows": [...]}); one answer per input,
     in order, an unusable input answered with its error instead of failing the others."""
+    if explain:
+        raise InputError("explain one at a time", "heatmaps are drawn for one image at a time: POST it to "
+                                                  "/predict?explain=true.")
     items = await _inputs(request, service, batch=True)
     limit = service.settings.max_batch_items
     if len(items) > limit:
@@ -194,7 +213,7 @@ async def feedback(request: Request, service=Depends(ready_service)):
         if isinstance(payload, dict) and isinstance(payload.get("row"), dict):
             resent = json.dumps(payload["row"], default=str, sort_keys=True).encode()
     elif content_type == "multipart/form-data":
-        form = await request.form(max_files=1)
+        form = await _read_form(request, max_files=2)
         payload = {k: v for k, v in form.items() if isinstance(v, str)}
         if "correct" in payload:  # a form sends text: a JSON list or number stays one, a label stays text
             try:
