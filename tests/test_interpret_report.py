@@ -79,6 +79,26 @@ def test_planted_duplicates_and_label_flips_are_found(planted):
         assert suggested[f] == original
 
 
+def test_unreadable_files_are_left_out_of_the_data_checks_and_named(planted, tmp_path):
+    root, model_dir, _, _ = planted
+    broken = tmp_path / "data"
+    shutil.copytree(root, broken)
+    _, split = read_split(model_dir, broken)
+    garbage = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2  # a PNG signature, then nothing that decodes
+    bad_train = [f for f, _ in split["train"][:2]]
+    bad_valid = split["valid"][0][0]
+    for f in bad_train:
+        (broken / f).write_bytes(garbage)  # two copies of one broken file: not two images that leak
+    (broken / bad_valid).write_bytes((root / bad_valid).read_bytes()[:200])  # truncated
+    found = check_data(Predictor(model_dir), broken, split)
+    assert sorted(found["unreadable"]) == sorted(bad_train + [bad_valid])
+    assert found["n"] == len(split["train"]) + len(split["valid"]) - 3
+    assert not [d for d in found["duplicates"] if {d["a"], d["b"]} & set(found["unreadable"])]
+    html = build_report(model_dir, broken).to_html()
+    assert "3 files could not be read and are left out" in html and "2 training files could not be read" in html
+    assert f"this report read them from {broken}" in html
+
+
 def test_report_with_groups_renders_in_chromium(planted, tmp_path):
     root, model_dir, _, _ = planted
     _, split = read_split(model_dir, root)

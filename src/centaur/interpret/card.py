@@ -2,6 +2,7 @@
 centaur knows, with marked sections that only the people responsible can write."""
 from collections import Counter
 from html import escape
+from pathlib import Path
 
 WRITE_ME = "TO BE WRITTEN by the people responsible for this model"
 
@@ -66,8 +67,10 @@ def model_card(meta, version, evaluation, interp, audit=None):
     return "".join(parts)
 
 
-def datasheet(meta, split, checks=None):
-    """HTML of the datasheet: motivation, composition (counts, duplicates, label issues), process."""
+def datasheet(meta, split, checks=None, root=None):
+    """HTML of the datasheet: motivation, composition (counts, duplicates, label issues), process.
+
+    root: the folder this report read the images from, named when it is not the one trained on."""
     prov = meta.get("provenance", {})
     counts = {side: Counter(y for _, y in split[side]) for side in ("train", "valid")}
     classes = sorted(set(counts["train"]) | set(counts["valid"]))
@@ -76,13 +79,16 @@ def datasheet(meta, split, checks=None):
     parts = ["<h3>Motivation</h3>", _todo("why the data was collected, by whom, and who funded it."),
              "<h3>Composition</h3>",
              f"<p>{sum(counts['train'].values())} training and {sum(counts['valid'].values())} validation images from "
-             f"{escape(str(prov.get('data')))}.</p>",
+             f"{escape(str(prov.get('data')))}"
+             + (f" (this report read them from {escape(str(root))})"
+                if root is not None and Path(str(prov.get("data"))).resolve() != Path(root).resolve() else "")
+             + ".</p>",
              f"<table><tr><th>class</th><th>train</th><th>valid</th></tr>{rows}</table>"]
     if checks:
         across = sum(d["across_split"] for d in checks["duplicates"])
         parts.append(f"<p>Duplicates found: {len(checks['duplicates'])} pairs ({across} across the training/"
-                     f"validation split); likely label errors: {len(checks['label_issues'])} "
-                     "(see the data checks section).</p>")
+                     f"validation split); likely label errors: {len(checks['label_issues'])}; unreadable files: "
+                     f"{len(checks['unreadable'])} (see the data checks section).</p>")
     parts += ["<h3>Collection and labelling</h3>",
               _todo("how images were gathered and labelled, by whom, with what consent, and over which period."),
               "<h3>Preprocessing</h3>",

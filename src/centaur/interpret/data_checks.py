@@ -96,10 +96,11 @@ def duplicate_report(files, sides, embeddings, thumbs, kept, threshold=NEAR_DUPL
     """Exact and near duplicates, each pair marked 'across the split' when one side trains and
     the other validates (leakage: the validation score then flatters the model)."""
     pairs = {}
-    for group in exact_duplicates(files):
+    # among the images that decode only: two copies of one broken file are not images that leak
+    for group in exact_duplicates([files[i] for i in kept]):
         for a in range(len(group)):
             for b in range(a + 1, len(group)):
-                pairs[(group[a], group[b])] = ("exact", 1.0)
+                pairs[(kept[group[a]], kept[group[b]])] = ("exact", 1.0)
     names = [str(f) for f in files] if root is None else [Path(f).relative_to(root).as_posix() for f in files]
     for i, j, s in near_duplicates(thumbs, pixel_threshold):
         pairs.setdefault((kept[i], kept[j]), ("near (pixels)", s))
@@ -172,7 +173,8 @@ def label_issues(probs, labels):
 def check_data(predictor, root, split, threshold=NEAR_DUPLICATE, source="pretrained", folds=5):
     """Duplicates and likely label errors over every file of the split (train and valid).
 
-    Returns {'duplicates': [...], 'label_issues': [...], 'embedder': ..., 'n': ..., 'unreadable': {...}}.
+    Returns {'duplicates': [...], 'label_issues': [...], 'embedder': ..., 'n': images checked (read and
+    embedded), 'unreadable': {file: reason} (left out of every check), 'sides': {file: 'train'|'valid'}}.
     """
     items = [(f, y, side) for side in ("train", "valid") for f, y in split[side]]
     files = [Path(root) / f for f, _, _ in items]
@@ -191,5 +193,6 @@ def check_data(predictor, root, split, threshold=NEAR_DUPLICATE, source="pretrai
             f, y, side = items[kept[usable[j]]]
             issues.append({"file": f, "label": y, "suggested": classes[suggested], "side": side,
                            "p_label": round(p_given, 4), "p_suggested": round(p_suggested, 4)})
-    return {"duplicates": duplicates, "label_issues": issues, "embedder": embedder.source, "n": len(items),
-            "threshold": threshold, "unreadable": {items[i][0]: e for i, e in errors.items()}}
+    return {"duplicates": duplicates, "label_issues": issues, "embedder": embedder.source, "n": len(kept),
+            "threshold": threshold, "unreadable": {items[i][0]: e for i, e in sorted(errors.items())},
+            "sides": {items[i][0]: items[i][2] for i in errors}}

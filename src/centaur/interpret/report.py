@@ -170,8 +170,18 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
         if across:
             warnings.append(f"{across} duplicate pairs lie across the training/validation split: the validation "
                             "score is optimistic. Remove one of each pair, or split so both stay on one side.")
+        unreadable = found["unreadable"]
+        if unreadable:
+            in_training = [f for f in unreadable if found["sides"][f] == "train"]
+            if in_training:
+                warnings.append(f"{len(in_training)} training files could not be read and are left out of the data "
+                                "checks: " + ", ".join(escape(f) for f in in_training[:5]))
+        left_out = (f" {len(unreadable)} files could not be read and are left out: "
+                    + "; ".join(f"{escape(f)} ({escape(str(e))})" for f, e in list(unreadable.items())[:10])
+                    + (" ..." if len(unreadable) > 10 else "") + ".") if unreadable else ""
         sections.append(("Data checks",
-                         f"<p>{found['n']} images embedded with {escape(found['embedder'])}. Near duplicates: "
+                         f"<p>{found['n']} images read from {escape(str(root))} and embedded with "
+                         f"{escape(found['embedder'])}.{left_out} Near duplicates: "
                          f"thumbnails correlated at least {NEAR_DUPLICATE_PIXELS} (resized or re-encoded copies), or "
                          f"embeddings with cosine similarity at least {found['threshold']} (the same content).</p><h3>Duplicates ({len(found['duplicates'])} "
                          f"pairs, {across} across the split)</h3>"
@@ -183,7 +193,7 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
                             if issues else "<p>None found.</p>")))
 
     sections.append(("Model card", model_card(meta, predictor.version, evaluation, interp, audit)))
-    sections.append(("Datasheet", datasheet(meta, split, found)))
+    sections.append(("Datasheet", datasheet(meta, split, found, root=root)))
     if warnings:
         sections.insert(0, ("Warnings", "".join(f"<p class='warn'>{w}</p>" for w in warnings)))
     for w in warnings:
