@@ -96,3 +96,22 @@ def test_bootstrap_fast_path_equals_calling_the_metric_per_resample(metric):
     fast_ci = bootstrap_ci(metric, logits, targets, n_boot=200, level=0.9, seed=7)
     slow_ci = bootstrap_ci(slow, logits, targets, n_boot=200, level=0.9, seed=7)
     assert fast_ci == pytest.approx(slow_ci, abs=1e-6)  # accuracy() itself averages in float32
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (24, 24), (81, 263), (499, 500)])
+def test_wilson_interval_matches_scipy(k, n):
+    from scipy.stats import binomtest
+    from centaur.train.metrics import wilson_interval
+    expected = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(k, n) == pytest.approx((expected.low, expected.high), abs=1e-9)
+
+
+def test_accuracy_intervals_stay_honest_when_every_answer_is_right():
+    from centaur.train.metrics import confidence_interval
+    logits = torch.eye(3)[[0, 1, 2] * 8]  # (24, 3): all right
+    targets = torch.tensor([0, 1, 2] * 8)
+    low, high = confidence_interval(accuracy, logits, targets)
+    assert high == 1.0 and 0.85 < low < 0.87  # not "100% to 100%", as a bootstrap says
+    assert bootstrap_ci(accuracy, logits, targets) == (1.0, 1.0)
+    low_err, high_err = confidence_interval(error_rate, logits, targets)
+    assert (low_err, high_err) == pytest.approx((0.0, 1 - low))

@@ -5,12 +5,13 @@ AUC is reported as AUC, never as accuracy; a binary task also gets precision at 
 import numpy as np
 import torch
 
-from ..train.metrics import accuracy, bootstrap_ci, error_rate, f1_macro
+from ..train.metrics import accuracy, confidence_interval, error_rate, f1_macro
 
 
 def metric_with_ci(metric, probs, targets, n_boot=1000, seed=0):
-    """{'value', 'ci95'} for metric(probs, targets) with a percentile bootstrap interval."""
-    low, high = bootstrap_ci(metric, probs, targets, n_boot=n_boot, seed=seed)
+    """{'value', 'ci95'} for metric(probs, targets) with its 95% interval (train.metrics.confidence_interval:
+    Wilson's for accuracy and error rate, a percentile bootstrap for the rest)."""
+    low, high = confidence_interval(metric, probs, targets, n_boot=n_boot, seed=seed)
     return {"value": metric(probs, targets), "ci95": [low, high]}
 
 

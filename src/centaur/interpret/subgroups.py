@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..core.errors import CentaurError, did_you_mean
 from ..core.log import warn
+from ..train.metrics import wilson_interval
 
 MIN_SIZE = 30  # below this an accuracy's 95% interval is wider than +-15 points: marked as too small
 
@@ -89,6 +90,9 @@ def audit(correct, groups, min_size=MIN_SIZE, n_boot=1000, seed=0, metric="accur
     0.5
     """
     correct = np.asarray(correct, dtype=np.float64)
+    # a proportion (accuracy) gets Wilson's interval and Newcombe's for a gap: a bootstrap says
+    # "100% to 100%" for a small group with no error; other scores (absolute errors) a bootstrap
+    proportion = bool(np.isin(correct, (0.0, 1.0)).all())
     rng = np.random.default_rng(seed)
     rows, gaps = [], []
     groups = groups.reset_index(drop=True)
@@ -102,8 +106,10 @@ def audit(correct, groups, min_size=MIN_SIZE, n_boot=1000, seed=0, metric="accur
             values = values if isinstance(values, tuple) else (values,)
             hits = correct[table.index[idx]]  # the index holds row positions (reset above)
             boot = hits[rng.integers(0, len(hits), (n_boot, len(hits)))].mean(1)
+            ci = (wilson_interval(int(hits.sum()), len(hits)) if proportion
+                  else (np.quantile(boot, 0.025), np.quantile(boot, 0.975)))
             row = {"columns": list(cols), "values": [str(v) for v in values], "n": len(hits),
-                   metric: float(hits.mean()), "ci95": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
+                   metric: float(hits.mean()), "ci95": [float(ci[0]), float(ci[1])],
                    "too_small": len(hits) < min_size, "_boot": boot}
             found.append(row)
         rows.extend(found)
@@ -111,10 +117,16 @@ def audit(correct, groups, min_size=MIN_SIZE, n_boot=1000, seed=0, metric="accur
         if len(big) >= 2:
             best = max(big, key=lambda r: sign * r[metric])
             worst = min(big, key=lambda r: sign * r[metric])
-            diff = sign * (best["_boot"] - worst["_boot"])
+            gap = sign * (best[metric] - worst[metric])
+            if proportion:  # Newcombe (1998, method 10): from the two groups' Wilson intervals
+                (l1, u1), (l2, u2) = best["ci95"], worst["ci95"]
+                p1, p2 = best[metric], worst[metric]
+                ci = (gap - np.hypot(p1 - l1, u2 - p2), gap + np.hypot(u1 - p1, p2 - l2))
+            else:
+                diff = sign * (best["_boot"] - worst["_boot"])
+                ci = (np.quantile(diff, 0.025), np.quantile(diff, 0.975))
             gaps.append({"columns": list(cols), "best": best["values"], "worst": worst["values"],
-                         "gap": sign * (best[metric] - worst[metric]),
-                         "ci95": [float(np.quantile(diff, 0.025)), float(np.quantile(diff, 0.975))]})
+                         "gap": gap, "ci95": [float(ci[0]), float(ci[1])]})
     for r in rows:
         del r["_boot"]
     gaps.sort(key=lambda g: -g["gap"])

@@ -17,7 +17,7 @@ from ..train.accelerate import MixedPrecision
 from ..train.checkpoint import check_resume
 from ..train.distributed import cpu_threads, distributed, is_main_process, quiet_unless_main
 from ..train.export import export
-from ..train.metrics import METRICS, bootstrap_ci
+from ..train.metrics import METRICS, confidence_interval
 from .learner import tabular_learner
 from .split import split_rule, write_split
 
@@ -150,7 +150,7 @@ def score_table(preds, targets, task, train_y, vocab=None, log_target=False):
 
     def scored(name, p, t):
         m = METRICS[name]
-        low, high = bootstrap_ci(m, p, t, n_boot=n_boot)
+        low, high = confidence_interval(m, p, t, n_boot=n_boot)
         return {"value": round(m(p, t), 6), "ci95": [round(low, 6), round(high, 6)]}
 
     if task == "regression":

@@ -18,7 +18,7 @@ from ..data.transforms import Resize
 from ..train.checkpoint import check_resume
 from ..train.distributed import cpu_threads, distributed, is_main_process, quiet_unless_main
 from ..train.export import export
-from ..train.metrics import accuracy, bootstrap_ci, f1_macro, majority_baseline
+from ..train.metrics import accuracy, confidence_interval, f1_macro, majority_baseline
 from .learner import vision_learner
 
 
@@ -45,13 +45,14 @@ def image_datablock(data, size=128, resize="squish", valid_pct=0.2, seed=42, aug
 
 
 def evaluate(learn):
-    """Validation metrics with 95% bootstrap intervals beside the majority-class baseline."""
+    """Validation metrics with 95% intervals (Wilson for accuracy, bootstrap for F1) beside the majority-class
+    baseline."""
     preds, targets = learn.get_preds()
     train_targets = torch.stack([learn.dls.y_block.encode(y) for y in learn.dls.train_ds.ys])
     top, base_acc = majority_baseline(train_targets, targets)
     report = {"n_valid": len(targets)}
     for m in (accuracy, f1_macro):
-        low, high = bootstrap_ci(m, preds, targets)
+        low, high = confidence_interval(m, preds, targets)
         report[m.__name__] = {"value": round(m(preds, targets), 4), "ci95": [round(low, 4), round(high, 4)]}
     report["baseline"] = {"strategy": "majority class", "class": learn.dls.vocab[top], "accuracy": round(base_acc, 4)}
     return report
