@@ -53,6 +53,9 @@ def test_row_prediction_matches_the_table_predictor(table_model, tmp_path):
     ({"row": {**ROW, "shop": {"a": 1}}}, 422, "wrong type"),
     ({"row": [1, 2, 3]}, 422, "wrong type"),
     ({"rows": [ROW]}, 422, "missing field"),
+    ({"row": {**ROW, "day": "31/31/2017"}}, 422, "row unusable"),  # alone: once a 500
+    ({"row": {**ROW, "day": 20160702}}, 422, "row unusable"),
+    ({"row": {**ROW, "size": 1e308}}, 422, "wrong type"),  # finite, but not in float32
 ])
 def test_bad_rows(table_model, tmp_path, payload, status, detail):
     with client(table_model[0], tmp_path) as c:
@@ -77,6 +80,13 @@ def test_contested_rows_export_as_a_table_to_retrain_on(table_model, tmp_path):
     n, csv_path = export_feedback(db, tmp_path / "retrain", target="price")
     table = pd.read_csv(csv_path)
     assert n == 1 and list(table.columns) == ["day", "shop", "size", "price"]
+    # from the command line, given the model directory: the target's own name, the model's column order
+    import shutil
+    served = tmp_path / "served"
+    shutil.copytree(model_dir, served)
+    shutil.copy(db, served / "feedback.sqlite")
+    assert main(["feedback", "export", str(served), "--out", str(tmp_path / "cli")]) == 0
+    assert list(pd.read_csv(tmp_path / "cli" / "feedback.csv").columns) == ["day", "shop", "size", "price"]
     assert table.iloc[0].to_dict() == {**ROW, "price": 30.5}
 
 

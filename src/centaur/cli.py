@@ -198,7 +198,8 @@ def build_parser():
     fe.add_argument("model", help="the served model directory (its feedback.sqlite), or the SQLite file")
     fe.add_argument("--out", required=True, help="folder to write: images in one folder per class, and "
                                                  "feedback.csv")
-    fe.add_argument("--target", default="label", help="for a table model: the name of the corrected column")
+    fe.add_argument("--target", help="for a table model: the name of the corrected column (default: the model's "
+                                     "target when MODEL is its directory, else 'label')")
 
     dl = sub.add_parser("download", help="download images from a list of URLs into a folder",
                         description="Download the images in URLS (a text file, one URL per line; blank lines and "
@@ -497,9 +498,21 @@ def cmd_feedback(args):
     from .serve.feedback import export_feedback
     source = Path(args.model)
     db = source / "feedback.sqlite" if source.is_dir() else source
-    n, csv_path = export_feedback(db, args.out, target=args.target)
-    print(f"wrote {n} contested cases to {args.out} ({csv_path.name} lists them; retrain with: "
-          f"centaur train {args.out} or merge its class folders into your training data)", file=sys.stderr)
+    target, columns, table = args.target, None, False
+    if source.is_dir() and (source / "model.json").is_file():
+        from .models.model_dir import read_meta
+        _, meta = read_meta(source)
+        if meta.get("kind") == "tabular":  # the corrected column under the target's own name, columns in its order
+            prep, table = meta["preprocessing"], True
+            target = target or prep.get("target")
+            columns = [c for c in [prep.get("date"), *prep.get("cat_names", []), *prep.get("cont_names", [])] if c]
+    target = target or "label"
+    n, csv_path = export_feedback(db, args.out, target=target, columns=columns)
+    if table:
+        hint = f"add its rows to your table and train again, with --target {target}"
+    else:
+        hint = f"centaur train {args.out}, or merge its class folders into your training data"
+    print(f"wrote {n} contested cases to {args.out} ({csv_path.name} lists them; retrain: {hint})", file=sys.stderr)
 
 
 def _positive_float(text):

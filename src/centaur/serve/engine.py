@@ -15,6 +15,8 @@ from ..inference import Predictor, TabularPredictor
 from ..models.model_dir import model_version, read_meta
 from .errors import InputError
 
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 def load_engine(settings):
     """The engine for the model directory in `settings` (image or table)."""
@@ -111,6 +113,9 @@ class TableEngine:
             except (TypeError, ValueError):
                 raise InputError("wrong type", f"column {col!r} takes a number (or null for missing), got "
                                                f"{value!r}.") from None
+            if abs(float(value)) > FLOAT32_MAX:  # the model computes in float32: this would be infinite
+                raise InputError("wrong type", f"column {col!r} takes a number of at most {FLOAT32_MAX:.3g} in size, "
+                                               f"got {value!r}.")
         for col in self.cat_names:
             if isinstance(row[col], (dict, list)):
                 raise InputError("wrong type", f"column {col!r} takes one value (text or number), got "
@@ -121,17 +126,17 @@ class TableEngine:
         import pandas as pd
         try:
             table = self.predictor.predict_table(pd.DataFrame(items))
-        except CentaurError:
+        except CentaurError as e:
             if len(items) == 1:
-                raise
+                raise InputError("row unusable", str(e)) from None
             return [self._run_one(item) for item in items]  # find the row at fault, keep the rest
         return [_row_result(r, self.meta["task"]) for r in table.to_dict("records")]
 
     def _run_one(self, item):
         try:
             return self.run([item])[0]
-        except CentaurError as e:
-            return InputError("row unusable", str(e))
+        except InputError as e:
+            return e
 
     def warm_up(self):
         pass  # a table model is a few matrix products: nothing to warm
@@ -162,6 +167,13 @@ def _date_columns(date, holidays):
 
 
 def _row_result(row, task):
+    """The answer for one predicted row, or an InputError (returned, for the batcher to raise for
+    this row alone) when the model's numbers are not finite: inputs far outside what it learned on."""
+    numbers = [v for k, v in row.items() if k == "prediction" and task == "regression" or k.startswith("p_")
+               or k == "probability"]
+    if not all(math.isfinite(float(v)) for v in numbers):
+        return InputError("row unusable", "the model's answer for this row is not a finite number: its values lie "
+                                          "far outside those it was trained on; check them.")
     if task == "regression":
         return {"value": float(row["prediction"])}
     if task == "single_label":

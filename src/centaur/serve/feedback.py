@@ -86,13 +86,13 @@ class FeedbackStore:
         self.db.close()
 
 
-def export_feedback(db_path, out, target="label"):
+def export_feedback(db_path, out, target="label", columns=None):
     """Write the contested cases as a dataset; returns (number of cases, path of the CSV).
 
     Images: out/<correct label>/<sha256 prefix><suffix> plus out/feedback.csv with columns
     file,label,predicted,model_version,created_at,comment (file relative to out), which
     `centaur train out/feedback.csv` reads. Rows: out/feedback.csv with the row's columns and
-    `target` holding the corrected value.
+    `target` holding the corrected value, the columns in the order of `columns` where given.
 
     >>> export_feedback("models/emoji/feedback.sqlite", "retrain")  # doctest: +SKIP
     (12, PosixPath('retrain/feedback.csv'))
@@ -132,7 +132,9 @@ def export_feedback(db_path, out, target="label"):
         columns = ["file", "label", "predicted", "model_version", "created_at", "comment"]
     else:
         table = [{**json.loads(c["input"]), target: c["correct"]} for c in cases]
-        columns = list(dict.fromkeys(k for r in table for k in r)) or [target]
+        found = list(dict.fromkeys(k for r in table for k in r)) or [target]
+        order = {name: i for i, name in enumerate(columns or [])}
+        columns = sorted(found, key=lambda k: (k == target, order.get(k, len(order))))  # stable: others keep theirs
     csv_path = out / "feedback.csv"
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
