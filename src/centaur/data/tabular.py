@@ -288,8 +288,8 @@ class TabularDataLoaders:
 
         if y_kind != "multi_label":  # a multi-label cell left empty means "none of the labels"
             missing = df[y_names].isna().any(axis=1).to_numpy()
-            if missing.any():
-                n_train, n_valid = int(missing[train_idx].sum()), int(missing[valid_idx].sum())
+            n_train, n_valid = int(missing[train_idx].sum()), int(missing[valid_idx].sum())
+            if n_train or n_valid:  # rows outside both sides (left out before the split) are not news
                 warn(f"dropped {n_train} training and {n_valid} validation row(s) with no {y_names[0]!r} target.")
                 train_idx, valid_idx = train_idx[~missing[train_idx]], valid_idx[~missing[valid_idx]]
         train_df, valid_df = df.iloc[train_idx], df.iloc[valid_idx]
@@ -334,6 +334,10 @@ class TabularDataLoaders:
                 warn(f"validation label(s) never seen in training are ignored: {unknown[:5]}"
                      + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "") + ".")
 
+        if len(train_idx) == 0 or len(valid_idx) == 0:
+            raise CentaurError(f"no {'training' if len(train_idx) == 0 else 'validation'} rows are left once rows "
+                               f"without a usable {y_names[0]!r} target are dropped (see the warnings above); "
+                               "split otherwise (another date, group or validation fraction) or check the target.")
         processor = TabularProcessor(cat_names, cont_names).fit(train_df)
         x_train, x_valid = processor.transform(train_df), processor.transform(valid_df)
         unseen = {c: n for c, n in processor.unseen_.items() if n}

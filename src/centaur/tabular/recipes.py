@@ -253,7 +253,17 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     cat, cont = add_date_columns(cat, cont, date_cols)
     # with a group the split keeps groups whole, and the date only gives features; without
     # either, split_table warns (once) when the table has date-like columns
-    train_idx, valid_idx = split_table(df, valid_pct, seed=seed, date=None if group else date, group=group)
+    # rows with no target yet (often the newest) cannot train or validate: leave them out before the
+    # split, or the latest valid_pct of rows may all lack a target and validation would be empty
+    labelled = np.arange(len(df)) if y_kind == "multi_label" else np.flatnonzero(df[target].notna().to_numpy())
+    if len(labelled) < len(df):
+        print(f"note: left out {len(df) - len(labelled)} row(s) with no {target!r} before splitting; "
+              f"{len(labelled)} remain.", file=sys.stderr)
+        if len(labelled) == 0:
+            raise CentaurError(f"the target {target!r} is empty on every row; nothing to learn from.")
+    train_idx, valid_idx = split_table(df.iloc[labelled], valid_pct, seed=seed, date=None if group else date,
+                                       group=group)
+    train_idx, valid_idx = labelled[train_idx], labelled[valid_idx]  # back to positions in the whole table
     split = f"by group {group!r}" if group else f"latest {valid_pct:.0%} by {date!r}" if date else "random"
     print(f"columns: {len(cat)} categorical {cat}\n         {len(cont)} continuous {cont}", file=sys.stderr)
     dls = TabularDataLoaders.from_df(df, target, cat, cont, y_kind, train_idx, valid_idx, bs=bs, seed=seed,

