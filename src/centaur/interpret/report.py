@@ -141,7 +141,7 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
     audit = None
     if groups is not None:
         from .subgroups import audit as run_audit, read_groups
-        table, _ = read_groups(groups, interp.items)
+        table, _ = read_groups(groups, interp.items, others=[f for f, _ in split["train"]])
         audit = run_audit((interp.preds == interp.targets).numpy(), table)
         rows = [[escape(" x ".join(r["columns"])), escape(" & ".join(r["values"])), r["n"],
                  f"{100 * r['accuracy']:.1f}%", f"{100 * r['ci95'][0]:.1f}% to {100 * r['ci95'][1]:.1f}%",

@@ -14,11 +14,13 @@ from ..train.metrics import wilson_interval
 MIN_SIZE = 30  # below this an accuracy's 95% interval is wider than +-15 points: marked as too small
 
 
-def read_groups(path, items, file_col="file"):
+def read_groups(path, items, file_col="file", others=()):
     """A DataFrame of group columns aligned with `items` (relative file names), or CentaurError.
 
     The CSV has a file column and one column per grouping (skin type, farm, camera, ...). Rows
-    that match no item are reported with their line numbers; items without a row get no group.
+    naming `others` (the training files: a groups file often lists every image) are passed over;
+    rows that match nothing are reported with their line numbers; items without a row get no
+    group and are counted in a warning; a file listed twice with different groups is an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -37,18 +39,19 @@ def read_groups(path, items, file_col="file"):
     by_name = {}
     for item in items:
         by_name.setdefault(Path(item).name, []).append(item)
-    wanted = set(items)
+    wanted, others = set(items), set(others)
     keys, unmatched = [], []
     for line, name in enumerate(table[file_col], start=2):  # line 1 is the header
         name = name.strip().replace("\\", "/")
         if name in wanted:
             keys.append(name)
-        elif len(by_name.get(Path(name).name, [])) == 1:  # a bare file name, unique among the items
+        elif len(by_name.get(Path(name).name, [])) == 1 and name not in others:  # a bare name, unique among items
             keys.append(by_name[Path(name).name][0])
         else:
             keys.append(None)
-            unmatched.append((line, name))
-    if len(unmatched) == len(table):
+            if name not in others:
+                unmatched.append((line, name))
+    if all(k is None for k in keys) and unmatched:
         raise CentaurError(f"no row of {str(path)!r} matches a validation file (line {unmatched[0][0]}: "
                            f"{unmatched[0][1]!r}; a validation file: {items[0]!r}). Use paths relative to the "
                            "data folder.")
@@ -56,8 +59,21 @@ def read_groups(path, items, file_col="file"):
         shown = ", ".join(f"line {n} ({f!r})" for n, f in unmatched[:5])
         warn(f"{len(unmatched)} row(s) of {path.name} match no validation file and are ignored: {shown}"
              + (" ..." if len(unmatched) > 5 else ""))
-    table = table.assign(_key=keys).dropna(subset=["_key"]).drop_duplicates("_key", keep="last")
+    if all(k is None for k in keys):
+        raise CentaurError(f"every row of {str(path)!r} names a training file; the audit measures the validation "
+                           f"files ({items[0]!r}, ...): give their groups.")
+    table = table.assign(_key=keys, _line=range(2, len(table) + 2)).dropna(subset=["_key"])
+    clashes = table[table.duplicated("_key", keep=False)].groupby("_key")
+    for key, rows in clashes:
+        if len(rows[columns].drop_duplicates()) > 1:
+            raise CentaurError(f"{key!r} is listed with different groups on lines "
+                               f"{', '.join(map(str, rows['_line']))} of {str(path)!r}; keep one line per file.")
+    table = table.drop_duplicates("_key", keep="last")
     aligned = table.set_index("_key").reindex(items)[columns]
+    without = [item for item, has in zip(items, aligned.notna().any(axis=1)) if not has]
+    if without:
+        warn(f"{len(without)} of {len(items)} validation files have no row in {path.name} and are left out of the "
+             f"audit, for example {without[0]!r}.")
     return drop_single_valued(aligned, f"{str(path)!r}", "validation files"), unmatched
 
 
