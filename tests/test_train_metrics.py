@@ -5,7 +5,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error
 
 from centaur.train.metrics import (METRICS, accuracy, accuracy_multi, bootstrap_ci, error_rate, f1_macro, mae,
-                                   majority_baseline, rmse)
+                                   majority_baseline, r2, rmse, rmspe)
 
 
 def _classification(seed, n=200, num_classes=5, skill=1.0):
@@ -115,3 +115,16 @@ def test_accuracy_intervals_stay_honest_when_every_answer_is_right():
     assert bootstrap_ci(accuracy, logits, targets) == (1.0, 1.0)
     low_err, high_err = confidence_interval(error_rate, logits, targets)
     assert (low_err, high_err) == pytest.approx((0.0, 1 - low))
+
+
+@pytest.mark.parametrize("metric", [rmse, mae, r2, rmspe])
+@pytest.mark.parametrize("shape", [(80,), (80, 1), (80, 3)])
+def test_regression_bootstrap_fast_path_equals_calling_the_metric(metric, shape):
+    g = torch.Generator().manual_seed(5)
+    targets = torch.randn(shape, generator=g) * 10 + 50
+    targets[3] = 0.0  # rmspe leaves out zero targets
+    preds = targets + torch.randn(shape, generator=g) * 3
+    slow = lambda p, t: metric(p, t)  # not in the fast-path table: one call per resample
+    fast_ci = bootstrap_ci(metric, preds, targets, n_boot=150, level=0.9, seed=2)
+    slow_ci = bootstrap_ci(slow, preds, targets, n_boot=150, level=0.9, seed=2)
+    assert fast_ci == pytest.approx(slow_ci, rel=1e-5)  # the metrics themselves work in float32
