@@ -53,3 +53,42 @@ def test_a_split_leaving_no_validation_rows_is_one_line(tx, tmp_path, capsys):
     assert _train(path, "--target", "d", "--date", "d", out=tmp_path / "m") == 2
     err = capsys.readouterr().err
     assert "error: no validation rows are left" in err and "Traceback" not in err
+
+
+def test_offsets_that_change_with_summer_time_train(hotels, tmp_path, capsys):
+    # Portugal's hotels: +01:00 in summer, +00:00 in winter; pandas refused the column ("Mixed timezones")
+    df = hotels.copy()
+    dates = pd.to_datetime(df["arrival_date"])
+    summer = dates.dt.month.between(4, 10)
+    df["arrival_date"] = dates.dt.strftime("%Y-%m-%d 00:00:00") + np.where(summer, "+01:00", "+00:00")
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "m"
+    assert _train(path, "--target", "avg_price_per_room", "--date", "arrival_date", out=out) == 0
+    assert "offsets from UTC that change" in capsys.readouterr().err
+    # each row keeps the day written: the split's cut-off is a midnight, not 23:00 of the day before
+    assert json.loads((out / "split.json").read_text())["rule"]["cutoff"].endswith("T00:00:00")
+
+
+def test_day_first_dates_are_read_day_first_and_said(hotels, tmp_path, capsys):
+    df = hotels.copy()
+    df["arrival_date"] = pd.to_datetime(df["arrival_date"]).dt.strftime("%d/%m/%Y")
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "m"
+    assert _train(path, "--target", "avg_price_per_room", "--date", "arrival_date", out=out) == 0
+    err = capsys.readouterr().err
+    assert "as dd/mm/yyyy (day first)" in err
+    iso = hotels["arrival_date"].sort_values().iloc[int(round(len(df) * 0.8))]
+    assert json.loads((out / "split.json").read_text())["rule"]["cutoff"].startswith(iso)
+
+
+def test_dates_that_read_both_ways_are_refused(tx, tmp_path, capsys):
+    # monthly figures on the 1st written dd/mm/yyyy: '01/02/2000' is 1 February or 2 January
+    df = tx.copy()
+    df["d"] = pd.to_datetime(df["d"]).dt.strftime("%d/%m/%Y")
+    path = tmp_path / "tx.csv"
+    df.to_csv(path, index=False)
+    assert _train(path, "--target", "sales", "--date", "d", out=tmp_path / "m") == 2
+    err = capsys.readouterr().err
+    assert "month first and as day first alike" in err and "yyyy-mm-dd" in err

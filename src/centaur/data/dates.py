@@ -34,32 +34,121 @@ def _bad_rows(values, bad):
     return f"{len(rows)} value(s) ({shown}{more}; rows counted from 0)"
 
 
-def parse_dates(series, name=None):
-    """A column as datetime64, missing values as NaT; CentaurError naming rows that don't parse.
+# a time's offset from UTC at the end of an ISO string: '...13:45:00+01:00', '...13:45Z'
+_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$")
 
-    >>> parse_dates(pd.Series(["2024-02-29", None])).dt.day.tolist()
-    [29.0, nan]
+
+def _to_datetime(series, **kwargs):
+    """pd.to_datetime(errors='coerce'), reading offsets that change within the column (summer time:
+    '2016-07-01 00:00+01:00' and '2016-12-01 00:00+00:00') as each row's local time as written.
+
+    pandas refuses such a column ("Mixed timezones detected"). Converting to UTC would move a
+    midnight arrival to the day before, and a later table with one offset only keeps its local
+    time, so the date parts would differ between training and prediction; the local time keeps
+    them the same (and moves the order of rows by at most the change of offset).
+    Returns (dates, True if offsets were dropped).
+    """
+    try:
+        return pd.to_datetime(series, errors="coerce", **kwargs), False
+    except ValueError as e:
+        if "timezone" not in str(e).lower() and "offset" not in str(e).lower():
+            raise
+    local = series.astype("string").str.strip().str.replace(_OFFSET, r"\1", regex=True)
+    return pd.to_datetime(local, errors="coerce", **kwargs), True
+
+
+def _formats(values):
+    """[(format, dayfirst)] that the first few values suggest, month-first first: '03/04/2016' gives
+    both '%m/%d/%Y' and '%d/%m/%Y', '13/04/2016' only '%d/%m/%Y'."""
+    import warnings
+
+    from pandas.tseries.api import guess_datetime_format
+    found = []
+    for value in values[:20]:
+        for dayfirst in (False, True):
+            with warnings.catch_warnings():  # pandas warns when the value contradicts dayfirst: that is the point
+                warnings.simplefilter("ignore")
+                fmt = guess_datetime_format(str(value), dayfirst=dayfirst)
+            if fmt and fmt not in [f for f, _ in found]:
+                found.append((fmt, "%d" in fmt and "%m" in fmt and fmt.index("%d") < fmt.index("%m")))
+        if found:
+            break
+    return found
+
+
+def read_dates(series, name=None, dayfirst=None):
+    """(dates, how): parse_dates' result and how the text was read, for a note to the user.
+
+    how: {'format': 'ISO 8601' or a strptime format, 'iso': bool, 'dayfirst': bool,
+    'ambiguous': bool (month-first and day-first both read every value), 'bad': rows that do
+    not parse, 'local_time': True when offsets from UTC changed within the column and each
+    row's local time was kept}. dayfirst: None reads day-first (31/12/2016) only when month-first leaves values
+    unread that day-first reads; True or False forces one reading of non-ISO dates.
     """
     name = name if name is not None else series.name
+    how = {"format": "ISO 8601", "iso": True, "dayfirst": False, "ambiguous": False}
     if pd.api.types.is_datetime64_any_dtype(series):
-        return series
+        how["bad"], how["local_time"] = np.zeros(len(series), dtype=bool), False
+        return series, how
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         # pandas would read 20240229 as nanoseconds since 1970: quietly wrong, so refuse
         raise CentaurError(f"date column {name!r} holds numbers (dtype {series.dtype}), not dates; expected "
                            f"{_EXPECTED}. Convert it first, e.g. pd.to_datetime(df[{name!r}].astype(str)).")
     missing = series.isna().to_numpy()
-    parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
+    parsed, local = _to_datetime(series, format="ISO8601")
     bad = parsed.isna().to_numpy() & ~missing
     if bad.any():
-        # not ISO: let pandas infer one format from the values (e.g. 07/31/2015) and keep it if it reads more
-        inferred = pd.to_datetime(series, errors="coerce")
-        inferred_bad = inferred.isna().to_numpy() & ~missing
-        if inferred_bad.sum() < bad.sum():
-            parsed, bad = inferred, inferred_bad
-    if bad.any():
-        raise CentaurError(f"date column {name!r} has {_bad_rows(series.to_numpy(), bad)} that do not parse "
+        # not ISO: try the formats the values suggest (07/31/2015, 31/07/2015) and keep the one that
+        # reads the most values; month-first wins a tie, as pandas reads it
+        values = pd.unique(series[~missing].astype(str).to_numpy())
+        tried = []
+        for fmt, first in _formats(values):
+            if dayfirst is not None and first != dayfirst and "%d" in fmt and "%m" in fmt:
+                continue
+            p, local = _to_datetime(series, format=fmt)
+            tried.append((int((p.isna().to_numpy() & ~missing).sum()), fmt, first, p))
+        if not tried:  # no format guessed: let pandas infer one from the values
+            p, local = _to_datetime(series)
+            tried.append((int((p.isna().to_numpy() & ~missing).sum()), "inferred by pandas", False, p))
+        best = min(tried, key=lambda t: t[0])
+        if best[0] < bad.sum():
+            parsed = best[3]
+            bad = parsed.isna().to_numpy() & ~missing
+            day_month = [t for t in tried if "%d" in t[1] and "%m" in t[1]]
+            how = {"format": best[1], "iso": False, "dayfirst": best[2],
+                   "ambiguous": len(day_month) > 1 and all(t[0] == 0 for t in day_month)}
+    how["bad"], how["local_time"] = bad, local
+    return parsed, how
+
+
+def parse_dates(series, name=None, dayfirst=None):
+    """A column as datetime64, missing values as NaT; CentaurError naming rows that don't parse.
+
+    ISO dates first; otherwise the format the values suggest (see read_dates: day-first only
+    where month-first cannot read them, unless dayfirst says).
+
+    >>> parse_dates(pd.Series(["2024-02-29", None])).dt.day.tolist()
+    [29.0, nan]
+    """
+    name = name if name is not None else series.name
+    parsed, how = read_dates(series, name, dayfirst)
+    if how["bad"].any():
+        raise CentaurError(f"date column {name!r} has {_bad_rows(series.to_numpy(), how['bad'])} that do not parse "
                            f"as dates; expected {_EXPECTED}. Fix or blank those cells.")
     return parsed
+
+
+_READABLE = {"%Y": "yyyy", "%m": "mm", "%d": "dd", "%H": "HH", "%M": "MM", "%S": "SS", "%b": "Mon", "%B": "Month",
+             "%y": "yy", "%I": "hh", "%p": "AM/PM", "%f": "ffffff", "%z": "+hh:mm"}
+
+
+def readable_format(fmt):
+    """'%d/%m/%Y' as 'dd/mm/yyyy'.
+
+    >>> readable_format("%d/%m/%Y %H:%M")
+    'dd/mm/yyyy HH:MM'
+    """
+    return re.sub("%[A-Za-z]", lambda m: _READABLE.get(m.group(0), m.group(0)), fmt)
 
 
 def _default_prefix(col):

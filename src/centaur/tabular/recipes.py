@@ -10,7 +10,7 @@ import torch
 from ..core.device import resolve_device
 from ..core.errors import CentaurError, did_you_mean
 from ..core.seed import set_seed
-from ..data.dates import add_date_parts, add_holidays
+from ..data.dates import add_date_parts, add_holidays, read_dates, readable_format
 from ..data.getters import read_table, text_column_names
 from ..data.tabular import TabularDataLoaders, split_table
 from ..train.accelerate import MixedPrecision
@@ -103,6 +103,28 @@ def add_date_columns(cat, cont, date_cols):
     cat = list(dict.fromkeys(list(cat) + [c for c in date_cols if c not in numbers]))
     cont = list(dict.fromkeys(list(cont) + numbers))
     return cat, cont
+
+
+def describe_dates(series, name):
+    """Say how a date column's text was read (a note on stderr) and return its format, or None for ISO
+    dates; CentaurError when the text reads as day-first and month-first alike (03/04/2016)."""
+    dates, how = read_dates(series, name)
+    if how["local_time"]:
+        print(f"note: the times in {name!r} have offsets from UTC that change (summer time); each row's local time "
+              "as written is used.", file=sys.stderr)
+    if how["iso"]:
+        return None
+    fmt, known = how["format"], dates.notna().to_numpy() & ~how["bad"]
+    if how["ambiguous"]:
+        raise CentaurError(f"the dates in {name!r} read as month first and as day first alike (e.g. "
+                           f"{series[known].iloc[0]!r}: no first or second field is above 12), so their meaning is "
+                           f"a guess. Save them as ISO dates (yyyy-mm-dd), which cannot mix up the day and the month.")
+    if known.any():
+        i = int(np.flatnonzero(known)[0])
+        order = " (day first)" if how["dayfirst"] else " (month first)" if "%d" in fmt and "%m" in fmt else ""
+        print(f"note: read the dates in {name!r} as {readable_format(fmt)}{order}: {series.iloc[i]!r} is "
+              f"{dates.iloc[i]:%Y-%m-%d}. ISO dates (yyyy-mm-dd) leave no doubt.", file=sys.stderr)
+    return fmt
 
 
 def prepare_table(df, date=None, holidays=None):
@@ -248,6 +270,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
             raise CentaurError(f"--log-target needs a positive target; {target!r} has zeros or negatives.")
         df = df.copy()
         df[target] = np.log(df[target])
+    date_format = describe_dates(df[date], date) if date and date in df.columns else None
     df, date_cols = prepare_table(df, date, holidays)
     cat, cont = choose_columns(df, target, cat, cont, exclude=([date] if date else []) + date_cols)
     cat, cont = add_date_columns(cat, cont, date_cols)
@@ -284,6 +307,8 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     print_table_report(report)
     prep = {"target": target, "date": date, "holidays": holidays, "log_target": log_target,
             "cat_names": cat, "cont_names": cont}
+    if date_format:
+        prep["date_format"] = date_format  # how the training dates were read, e.g. '%d/%m/%Y'
     if y_kind == "multi_label":
         prep["label_delim"] = label_delim
     provenance = {"split": split, "seed": seed, "valid_pct": valid_pct, "batch_size": bs, "group": group}
