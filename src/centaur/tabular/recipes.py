@@ -56,6 +56,25 @@ def choose_task(y, task=None):
     return "regression"
 
 
+def _check_numbers_with_text(y, task=None, share=0.9):
+    """CentaurError when a text target is mostly numbers (at least `share` of its cells): a few text
+    cells ('unknown', 'n/a') would otherwise make it a classifier with one class per number."""
+    if pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return
+    given = y.dropna()
+    numbers = pd.to_numeric(given, errors="coerce")
+    text = given[numbers.isna()]
+    if len(given) == 0 or len(text) == 0 or len(text) > (1 - share) * len(given) and task is None:
+        return
+    values = text.astype(str).value_counts()
+    shown = ", ".join(f"{v!r} ({n}x)" for v, n in values.head(5).items()) + (
+        f" and {len(values) - 5} other value(s)" if len(values) > 5 else "")
+    rows = np.flatnonzero(y.notna().to_numpy())[numbers.isna().to_numpy()][:5].tolist()
+    raise CentaurError(f"the target {y.name!r} holds numbers but {len(text)} of its {len(given)} cells are text: "
+                       f"{shown} (rows {rows}..., counted from 0). Blank or fix those cells to predict the number, "
+                       "or pass --task classification to treat every value as a class.")
+
+
 def choose_columns(df, target, cat=None, cont=None, exclude=()):
     """(categorical, continuous) column names: given ones kept, the rest chosen by type.
 
@@ -259,6 +278,8 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     _check_column(df, target, "target")
     if group:
         _check_column(df, group, "group")
+    if task in (None, "regression"):
+        _check_numbers_with_text(df[target], task)
     y_kind = choose_task(df[target], task)
     if y_kind == "regression" and not pd.api.types.is_numeric_dtype(df[target]):
         raise CentaurError(f"the target {target!r} is not numeric (for example {df[target].dropna().iloc[0]!r}); "
