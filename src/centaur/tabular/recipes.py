@@ -78,15 +78,23 @@ def _check_numbers_with_text(y, task=None, share=0.9):
 def choose_columns(df, target, cat=None, cont=None, exclude=()):
     """(categorical, continuous) column names: given ones kept, the rest chosen by type.
 
-    Text and booleans are categories; integers with at most MAX_CARD values are categories;
-    other numbers are continuous; a text column with a different value on every row looks
-    like an identifier and is left out (with a note).
+    cat and cont override the choice for the columns they name only (--cat/--cont); every
+    other column is still chosen. Text and booleans are categories; integers with at most
+    MAX_CARD values are categories; other numbers are continuous; a text column with a
+    different value on every row looks like an identifier and is left out (with a note).
+
+    >>> choose_columns(pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5], "y": [0, 1]}), "y", cat=["b"])
+    (['b', 'a'], [])
     """
     for name in list(cat or []) + list(cont or []):
         _check_column(df, name, "feature")
-    cat, cont = list(cat or []), list(cont or [])
-    if cat and cont:
-        return cat, cont
+    cat, cont = list(dict.fromkeys(cat or [])), list(dict.fromkeys(cont or []))
+    both = [c for c in cat if c in cont]
+    if both:
+        raise CentaurError(f"{both} named both with --cat and with --cont; name each column once.")
+    if target in cat + cont:
+        raise CentaurError(f"the target {target!r} is named with --{'cat' if target in cat else 'cont'}; the model "
+                           "would see the answer. Leave it out of --cat and --cont.")
     given = set(cat) | set(cont) | {target} | set(exclude)
     auto_cat, auto_cont, ids = [], [], []
     for name in df.columns:
@@ -104,7 +112,7 @@ def choose_columns(df, target, cat=None, cont=None, exclude=()):
     if ids:
         print(f"note: left out {ids}: a different value on every row looks like an identifier. "
               "Name them with --cat or --cont to use them.", file=sys.stderr)
-    return (cat or auto_cat), (cont or auto_cont)
+    return cat + auto_cat, cont + auto_cont
 
 
 def add_date_columns(cat, cont, date_cols):
