@@ -257,6 +257,21 @@ def check_colour_labels(dls):
             assert torch.equal(dominant(xb), torch.tensor([CHANNEL[dls.vocab[y]] for y in yb]))
 
 
+def test_a_file_listed_twice_is_used_once_and_never_on_both_sides(tmp_path, warnings_seen):
+    root = tmp_path / "set"
+    rows = make_table_data(root)
+    table = pd.DataFrame(rows + rows)  # every row twice, as a careless concatenation does
+    table.to_csv(root / "labels.csv", index=False)
+    dls = table_block().dataloaders(root / "labels.csv", bs=4, seed=0)
+    train, valid = set(map(str, dls.train_ds.xs)), set(map(str, dls.valid_ds.xs))
+    assert len(train) + len(valid) == len(rows) and not train & valid
+    assert any("already listed with the same label" in w for w in warnings_seen)
+    clash = pd.DataFrame(rows + [{**rows[0], "label": "green" if rows[0]["label"] != "green" else "red"}])
+    clash.to_csv(root / "clash.csv", index=False)
+    with pytest.raises(CentaurError, match="listed with different labels"):
+        table_block().dataloaders(root / "clash.csv", bs=4, seed=0)
+
+
 def test_csv_source_paths_relative_to_the_csv(tmp_path, monkeypatch):
     root = tmp_path / "set"
     pd.DataFrame(make_table_data(root)).to_csv(root / "labels.csv", index=False)

@@ -104,10 +104,12 @@ class DataBlock:
         x_block, y_block = self._blocks()
         items = self._items(source)
         self._check_blocks(x_block, y_block, items)
-        train_idx, valid_idx = self._split(items)
         base = _base(source)
         xs = [self._get_x(item, base) for item in items]
         ys = [self._get_y(item) for item in items]
+        # before the split: a file listed twice would otherwise land on both sides of it
+        items, xs, ys = _drop_duplicates(items, xs, ys, _name(source))
+        train_idx, valid_idx = self._split(items)
         cache, tensors, bad = {}, {}, []
         if isinstance(x_block, ImageBlock):
             cache, tensors, bad = _load_all(x_block, xs, self.item_tfms, cache_bytes, set(valid_idx))
@@ -251,6 +253,31 @@ def _presize(img, item_tfms):
             scale = limit / min(img.size)
             img = img.resize((round(img.width * scale), round(img.height * scale)), 1)  # 1: LANCZOS
     return img
+
+
+def _drop_duplicates(items, xs, ys, source):
+    """items, xs, ys with each file once: a list (a CSV) naming one file twice would put copies of
+    it on both sides of a random split, and the validation score would count images trained on.
+    The same file with two different labels is a CentaurError (one image, one answer)."""
+    first, keep, conflicts = {}, [], []
+    for i, x in enumerate(xs):
+        key = os.path.normcase(os.path.abspath(x)) if isinstance(x, (str, os.PathLike)) else None
+        if key is None or key not in first:
+            if key is not None:
+                first[key] = i
+            keep.append(i)
+        elif repr(ys[first[key]]) != repr(ys[i]):
+            conflicts.append((x, ys[first[key]], ys[i]))
+    if conflicts:
+        shown = "; ".join(f"{str(x)!r} as {a!r} and {b!r}" for x, a, b in conflicts[:3])
+        raise CentaurError(f"{len(conflicts)} file(s) in {source!r} are listed with different labels: {shown}"
+                           f"{' ...' if len(conflicts) > 3 else ''}. Keep one row per image, with its right label.")
+    if len(keep) < len(xs):
+        dropped = sorted(set(range(len(xs))) - set(keep))
+        warn(f"{len(dropped)} row(s) of {source!r} list a file already listed with the same label, for example "
+             f"{str(xs[dropped[0]])!r}; each file is used once, so no copy of it validates what trained.")
+        return [items[i] for i in keep], [xs[i] for i in keep], [ys[i] for i in keep]
+    return items, xs, ys
 
 
 def _load_all(x_block, xs, item_tfms, cache_bytes, exact=()):
