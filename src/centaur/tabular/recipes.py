@@ -286,6 +286,16 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     _check_column(df, target, "target")
     if group:
         _check_column(df, group, "group")
+        if group == target:
+            raise CentaurError(f"--group {group!r} is the target: whole groups of one target value would validate, "
+                               "so validation would hold only values never seen in training. Group by another "
+                               "column (a customer, a store).")
+        if date:
+            print(f"note: with --group and --date the split is by group {group!r} (no group on both sides); the "
+                  f"date {date!r} only gives features. Leave --group out to validate on the latest rows.",
+                  file=sys.stderr)
+    if holidays and not date:
+        raise CentaurError(f"--holidays {holidays} needs --date COLUMN: holidays are looked up for each row's date.")
     if task in (None, "regression"):
         _check_numbers_with_text(df[target], task)
     y_kind = choose_task(df[target], task)
