@@ -103,7 +103,7 @@ def test_resume_restores_optimizer_state_and_position(tmp_path):
     learn.fine_tune(epochs=1, base_lr=1e-2, freeze_epochs=1, checkpoint=tmp_path / "c.safetensors")
     other = make_learner(init_seed=5)
     plan = {"method": "fine_tune", "epochs": 1, "freeze_epochs": 1, "base_lr": 1e-2, "lr_mult": 100,
-            "pct_start": 0.3, "div": 5.0, "batches_per_epoch": 4}
+            "pct_start": 0.3, "div": 5.0, "batches_per_epoch": 4, "data": other.dls.fingerprint()}
     meta = load_checkpoint(other, tmp_path / "c.safetensors", plan)
     assert (meta["phase"], meta["epoch"], meta["step"]) == (1, 0, 4)
     assert other.resuming
@@ -151,12 +151,19 @@ def test_damaged_checkpoint_is_refused(tmp_path):
 def test_checkpoint_from_another_plan_or_model_is_refused(tmp_path):
     ckpt = tmp_path / "c.safetensors"
     make_learner().fine_tune(epochs=1, base_lr=1e-2, freeze_epochs=1, checkpoint=ckpt)
-    with pytest.raises(CentaurError, match="different plan"):
+    with pytest.raises(CentaurError, match="different run"):
         make_learner().fine_tune(epochs=2, base_lr=1e-2, freeze_epochs=1, checkpoint=ckpt, resume=True)
-    with pytest.raises(CentaurError, match="different plan"):
+    with pytest.raises(CentaurError, match="different run"):
         make_learner().fine_tune(epochs=1, base_lr=5e-3, freeze_epochs=1, checkpoint=ckpt, resume=True)
-    with pytest.raises(CentaurError, match="different plan"):  # another batch size: another schedule position
+    with pytest.raises(CentaurError, match="different run"):  # another batch size: another schedule position
         make_learner(bs=8).fine_tune(epochs=1, base_lr=1e-2, freeze_epochs=1, checkpoint=ckpt, resume=True)
+    with pytest.raises(CentaurError, match="differs in epochs: 1 then, 2 now"):
+        make_learner().fine_tune(epochs=2, base_lr=1e-2, freeze_epochs=1, checkpoint=ckpt, resume=True)
+    other_data = make_learner()
+    other_data.dls = two_colour_dls(50, 14, bs=12)  # as many batches, other images on each side
+    assert len(other_data.dls.train) == len(make_learner().dls.train)
+    with pytest.raises(CentaurError, match="the data: other images or labels, another split"):
+        other_data.fine_tune(epochs=1, base_lr=1e-2, freeze_epochs=1, checkpoint=ckpt, resume=True)
     # same plan, another model
     other = make_learner()
     other.model.head[-1] = nn.Linear(16, 3, bias=False)
@@ -227,7 +234,7 @@ def test_fit_one_cycle_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     ckpt = tmp_path / "run.safetensors"
     with pytest.raises(TrainingInterrupted, match="--resume"):
         make_learner().fit_one_cycle(3, 1e-2, checkpoint=ckpt, cbs=[Interrupt(0, 2, 1)])
-    with pytest.raises(CentaurError, match="different plan"):
+    with pytest.raises(CentaurError, match="different run"):
         make_learner().fit_one_cycle(4, 1e-2, checkpoint=ckpt, resume=True)
     resumed = make_learner(init_seed=99)
     resumed.fit_one_cycle(3, 1e-2, checkpoint=ckpt, resume=True)

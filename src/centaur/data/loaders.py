@@ -1,5 +1,7 @@
 """Datasets and DataLoaders: items to uint8 tensors, batches to normalized float tensors."""
 import copy
+import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -146,6 +148,23 @@ class DataLoaders:
     @property
     def vocab(self):
         return self.train_ds.vocab
+
+    def fingerprint(self):
+        """A short hash of what training sees: the files on each side of the split with their labels,
+        the item transforms and the augmentation. A checkpoint keeps it, so resuming with another
+        seed, split, size, resize or folder is refused instead of mixing two runs.
+
+        >>> dls.fingerprint()  # doctest: +SKIP
+        'a3f0c19e4b2d7788'
+        """
+        def key(x):  # a file by its path; an image given as a tensor by its pixels
+            return hashlib.sha256(x.numpy().tobytes()).hexdigest() if torch.is_tensor(x) else str(x)
+
+        parts = {side: [[key(x), str(y)] for x, y in zip(ds.xs, ds.ys)]
+                 for side, ds in (("train", self.train_ds), ("valid", self.valid_ds))}
+        parts["item_tfms"] = [t.to_dict() if hasattr(t, "to_dict") else type(t).__name__ for t in self.item_tfms]
+        parts["batch_tfms"] = [repr(t) for t in self.train.batch_tfms]
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
     def y_block(self):

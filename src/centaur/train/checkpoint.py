@@ -72,8 +72,15 @@ def load_checkpoint(learn, path, plan=None):
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
         raise CentaurError(f"checkpoint {str(path)!r} is damaged or not a centaur checkpoint ({e}).") from e
     if plan is not None and meta.get("plan") != plan:
-        raise CentaurError(f"checkpoint {str(path)!r} was made by a different plan {meta.get('plan')}; this run "
-                           f"asks for {plan}. Use the same options to resume, or start without --resume.")
+        saved = meta.get("plan") or {}
+        differs = [f"{k}: {saved.get(k)!r} then, {plan.get(k)!r} now" for k in sorted(set(saved) | set(plan))
+                   if saved.get(k) != plan.get(k) and k != "data"]
+        if saved.get("data") != plan.get("data"):
+            differs.append("the data: other images or labels, another split (--seed, --valid-pct) or other "
+                           "transforms (--size, --resize, --no-augment)")
+        raise CentaurError(f"checkpoint {str(path)!r} was made by a different run; it differs in "
+                           f"{'; '.join(differs)}. Resume with the options it was started with, or start "
+                           "without --resume.")
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         learn.model.load_state_dict(model_state)

@@ -332,7 +332,8 @@ class Learner:
         if checkpoint is not None or resume:
             plan = {"method": "fit_one_cycle", "epochs": n_epoch,
                     "lr_max": list(lr_max) if isinstance(lr_max, (list, tuple)) else lr_max, "div": div,
-                    "div_final": div_final, "pct_start": pct_start, "batches_per_epoch": len(self.dls.train)}
+                    "div_final": div_final, "pct_start": pct_start, "batches_per_epoch": len(self.dls.train),
+                    **self._data_plan()}
             if resume:
                 from .checkpoint import load_checkpoint
                 start_epoch = load_checkpoint(self, checkpoint, plan)["epoch"] + 1
@@ -340,6 +341,12 @@ class Learner:
             cbs = [CheckpointCallback(checkpoint), *cbs]
         cycle = OneCycle(lr_max, div, div_final, pct_start, moms)
         self.fit(n_epoch, lr_max, cbs=[cycle, *cbs], start_epoch=start_epoch)
+
+    def _data_plan(self):
+        # the data itself (files, split, transforms) where the loaders can say it: another seed,
+        # size or folder must not resume a checkpoint of this one
+        fingerprint = getattr(self.dls, "fingerprint", None)
+        return {"data": fingerprint()} if callable(fingerprint) else {}
 
     def fine_tune(self, epochs, base_lr=2e-3, freeze_epochs=1, lr_mult=100, pct_start=0.3, div=5.0,
                   cbs=(), checkpoint=None, resume=False):
@@ -352,7 +359,8 @@ class Learner:
         # batches per epoch place each step on the one-cycle schedule: a resume with another batch
         # size or other data would land somewhere else on it, so it is part of the plan
         plan = {"method": "fine_tune", "epochs": epochs, "freeze_epochs": freeze_epochs, "base_lr": base_lr,
-                "lr_mult": lr_mult, "pct_start": pct_start, "div": div, "batches_per_epoch": len(self.dls.train)}
+                "lr_mult": lr_mult, "pct_start": pct_start, "div": div, "batches_per_epoch": len(self.dls.train),
+                **self._data_plan()}
         start_phase, start_epoch = 0, 0
         if resume:
             from .checkpoint import load_checkpoint
