@@ -75,7 +75,11 @@ def test_onnx_export_matches_pytorch_and_serves(tiny_model, tmp_path):
     shutil.copytree(tiny_model, model_dir)
     assert main(["export", str(model_dir), "--onnx"]) == 0
     import onnxruntime as ort
-    session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert not list(model_dir.glob("*.data")) and not list(model_dir.glob("*.tmp*"))  # one self-contained file
+    alone = tmp_path / "elsewhere" / "model.onnx"
+    alone.parent.mkdir()
+    shutil.copy(model_dir / "model.onnx", alone)
+    session = ort.InferenceSession(str(alone), providers=["CPUExecutionProvider"])
     model, _ = load_model_dir(model_dir)
     x = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -30,7 +30,8 @@ def export_onnx(model_dir, path=None, opset=18):
     tmp = path.with_name(path.name + ".tmp")
     batch = torch.export.Dim("batch", min=1, max=4096)
     torch.onnx.export(model.eval(), (example,), str(tmp), input_names=["images"], output_names=["outputs"],
-                      dynamic_shapes=({0: batch},), dynamo=True, opset_version=opset, verbose=False)
+                      dynamic_shapes=({0: batch},), dynamo=True, opset_version=opset, verbose=False,
+                      external_data=False)  # one file: the weights inside, not in a side file beside a temporary name
     tmp.replace(path)
     return path
 
