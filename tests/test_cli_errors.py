@@ -136,6 +136,12 @@ def test_predict_with_damaged_weights(capsys, tiny_model, tiny_data, tmp_path):
     (damaged / "model.json").write_text((tiny_model / "model.json").read_text())
     (damaged / "model.safetensors").write_bytes(b"\x00" * 100)
     fails_with(capsys, ["predict", damaged, tiny_data], "model.safetensors", "damaged")
+    # bytes overwritten in the middle: the file still parses, and its weights would predict NaN
+    weights = bytearray((tiny_model / "model.safetensors").read_bytes())
+    middle = len(weights) // 2
+    weights[middle:middle + 4000] = b"\xff" * 4000
+    (damaged / "model.safetensors").write_bytes(bytes(weights))
+    fails_with(capsys, ["predict", damaged, tiny_data], "model.safetensors", "SHA-256 differs", "damaged or replaced")
 
 
 def test_predict_refuses_pickles(capsys, tiny_data, tmp_path):

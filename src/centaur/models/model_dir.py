@@ -25,9 +25,12 @@ def write_model_dir(path, model, meta):
     never leaves a half-written model that looks whole."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(path / "model.safetensors.tmp"))
+    # the weights' checksum, checked on load: a damaged copy (a bad disk, a cut-off transfer that
+    # still parses) would otherwise predict garbage, NaN, with no error
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
+            "weights_sha256": _sha256(path / "model.safetensors.tmp")}
     (path / "model.json.tmp").write_text(json.dumps(meta, indent=2, default=str))
     os.replace(path / "model.safetensors.tmp", path / "model.safetensors")
     os.replace(path / "model.json.tmp", path / "model.json")
@@ -56,9 +59,13 @@ def model_version(path):
     Feedback and predictions record it, so a contested case can be traced to the model that
     made it even after retraining writes a new model to the same folder.
     """
+    return _sha256(Path(path) / "model.safetensors")[:12]
+
+
+def _sha256(file):
     import hashlib
-    with open(Path(path) / "model.safetensors", "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
+    with open(file, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_meta(path):
@@ -158,8 +165,12 @@ def load_model_dir(path):
     except CentaurError as e:
         raise CentaurError(f"{str(path / 'model.json')!r} names an architecture this installation cannot "
                            f"build: {e}") from e
+    weights = path / "model.safetensors"
     try:
-        state = load_file(str(path / "model.safetensors"))
+        if meta.get("weights_sha256") and _sha256(weights) != meta["weights_sha256"]:  # older models have none
+            raise CentaurError(f"{str(weights)!r} is not the file model.json was written with (its SHA-256 differs): "
+                               "it was damaged or replaced. Copy the model directory again, or retrain it.")
+        state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CentaurError(f"{str(path / 'model.safetensors')!r} is damaged or not a safetensors file ({e}).") from e
     expected = model.state_dict()
