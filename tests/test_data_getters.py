@@ -33,6 +33,16 @@ def test_get_image_files_recurses_and_sorts(tmp_path):
     assert get_image_files(str(tmp_path)) == found  # a str path works as well as a Path
 
 
+def test_a_model_written_inside_the_data_is_not_data(tmp_path):
+    touch_image(tmp_path / "cow" / "1.png")
+    for name in ("loss.png", "batch.png"):  # what `centaur train --out data/model` leaves there
+        touch_image(tmp_path / "model" / name)
+    (tmp_path / "model" / "model.json").write_text("{}")
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"")
+    touch_image(tmp_path / "notes" / "model.json.png")  # a folder that only looks like one stays
+    assert names(get_image_files(tmp_path), tmp_path) == ["cow/1.png", "notes/model.json.png"]
+
+
 def test_get_image_files_suffix_case_and_non_images(tmp_path):
     for rel in ["a/x.JPG", "a/y.Jpeg", "a/z.PnG", "a/w.webp", "a/v.tif"]:
         touch_image(tmp_path / rel)

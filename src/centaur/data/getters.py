@@ -8,6 +8,9 @@ import pandas as pd
 
 from ..core.errors import CentaurError, check_choice, did_you_mean
 from ..core.images import IMAGE_EXTENSIONS
+from ..core.log import warn
+
+MODEL_FILES = {"model.json", "model.safetensors"}  # a folder holding both is a model directory
 
 
 def get_image_files(path, recurse=True, folders=None):
@@ -43,6 +46,11 @@ def get_image_files(path, recurse=True, folders=None):
                 subfolders[:] = []
                 continue
             seen.add(real)
+            if folder != str(r) and MODEL_FILES <= set(names):
+                # a model written inside the data (--out data/model): its plots are not training images
+                warn(f"left out {folder}: it is a centaur model directory (model.json, model.safetensors), not data.")
+                subfolders[:] = []
+                continue
             subfolders[:] = sorted(d for d in subfolders if not d.startswith(".")) if recurse else []
             for name in names:
                 if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
