@@ -183,3 +183,12 @@ def test_a_spreadsheet_is_refused_with_a_hint(boston, tmp_path, capsys):
         z.writestr("xl/worksheets/sheet1.xml", boston.head().to_csv())
     assert _train(path, "--target", "medv", out=tmp_path / "m") == 2
     assert "save it as CSV" in capsys.readouterr().err
+
+
+def test_predict_out_must_name_a_format_it_writes(iris_csv, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert _train(iris_csv, "--target", "Species", out=out) == 0
+    capsys.readouterr()
+    assert main(["predict", str(out), str(iris_csv), "--out", str(tmp_path / "p.json")]) == 2
+    assert "must end in .csv or .parquet" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()

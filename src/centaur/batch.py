@@ -49,10 +49,9 @@ def predict_to_file(model_dir, sources, out, chunk_size=None, workers=1, top_k=3
         raise CentaurError(f"a table model predicts one table at a time; got {len(sources)} paths.")
     _check_writable(out)
     fmt = FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        if not table:
-            raise CentaurError(f"--out {str(out)!r} must end in .csv or .parquet (the format to write).")
-        fmt = "csv"  # a table's --out has always been written as CSV, whatever its name
+    if fmt is None:  # a table's predictions were once written as CSV whatever the name: p.json held CSV
+        raise CentaurError(f"--out {str(out)!r} must end in .csv or .parquet (the format to write), got "
+                           f"{out.suffix or 'no extension'!r}; e.g. --out {out.with_suffix('.csv').name}.")
     for name, value, least in (("chunk_size", chunk_size, 1), ("workers", workers, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise CentaurError(f"{name} must be a whole number of at least {least}, got {value!r}.")
