@@ -192,3 +192,9 @@ def test_predict_out_must_name_a_format_it_writes(iris_csv, tmp_path, capsys):
     assert main(["predict", str(out), str(iris_csv), "--out", str(tmp_path / "p.json")]) == 2
     assert "must end in .csv or .parquet" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+def test_a_batch_of_one_row_is_refused(iris_csv, tmp_path, capsys):
+    assert _train(iris_csv, "--target", "Species", "--bs", "1", out=tmp_path / "m") == 2
+    err = capsys.readouterr().err
+    assert "--bs 1 cannot train a table model" in err and "Traceback" not in err

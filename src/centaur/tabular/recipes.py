@@ -275,6 +275,9 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CentaurError(f"--out {str(out)!r} is a file; give a folder for the model.")
+    if bs == 1:  # batch norm cannot normalize a batch of one row: the first step would fail
+        raise CentaurError("--bs 1 cannot train a table model: its batch normalization needs at least 2 rows in a "
+                           "batch. Give --bs 2 or more (the default is 1024).")
     device = resolve_device(device)
     checkpoint = out / "checkpoint.safetensors"
     check_resume(checkpoint, resume)
