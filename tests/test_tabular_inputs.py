@@ -198,3 +198,14 @@ def test_a_batch_of_one_row_is_refused(iris_csv, tmp_path, capsys):
     assert _train(iris_csv, "--target", "Species", "--bs", "1", out=tmp_path / "m") == 2
     err = capsys.readouterr().err
     assert "--bs 1 cannot train a table model" in err and "Traceback" not in err
+
+
+def test_a_tiny_table_trains_with_a_warning(boston, tmp_path, capsys):
+    path = tmp_path / "boston30.csv"
+    boston.head(30).to_csv(path, index=False)
+    assert _train(path, "--target", "medv", out=tmp_path / "m") == 0
+    assert "warning: only 24 training and 6 validation rows; the scores below mean little" in capsys.readouterr().err
+    capsys.readouterr()
+    boston.to_csv(path, index=False)
+    assert _train(path, "--target", "medv", out=tmp_path / "m") == 0
+    assert "mean little" not in capsys.readouterr().err

@@ -23,6 +23,7 @@ from .read import read_user_table
 from .split import split_rule, write_split
 
 MAX_CARD = 20  # an integer column with at most this many values is read as categories (fastai's rule)
+MIN_TRAIN_ROWS, MIN_VALID_ROWS = 50, 10  # fewer, and training says its scores mean little
 
 
 def _check_column(df, name, what):
@@ -336,6 +337,10 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
                                      source=source, label_delim=label_delim)
     print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation rows, {split} split",
           file=sys.stderr)
+    if len(dls.train_ds) < MIN_TRAIN_ROWS or len(dls.valid_ds) < MIN_VALID_ROWS:
+        print(f"warning: only {len(dls.train_ds)} training and {len(dls.valid_ds)} validation rows; the scores "
+              f"below mean little (their intervals say how little). Fewer than {MIN_TRAIN_ROWS} training or "
+              f"{MIN_VALID_ROWS} validation rows is too few to trust.", file=sys.stderr)
     learn = tabular_learner(dls, layers=layers, ps=ps, embed_p=embed_p, progress=progress, device=device)
     if resume:
         print(f"resuming from {checkpoint}", file=sys.stderr)
