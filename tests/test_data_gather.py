@@ -436,7 +436,7 @@ def test_relabel_keeps_a_train_valid_split(tmp_path):
 def test_every_problem_is_reported_and_nothing_moves(pets, tmp_path):
     outside = tmp_path / "secret.png"
     outside.write_bytes(b"secret")
-    os.symlink(outside, pets / "cat" / "link.png")
+    os.symlink(tmp_path, pets / "cat" / "away")  # a linked folder: the file it leads to is outside root
     decisions = write_decisions(tmp_path / "d.csv", [
         ("cat/a.png", "delete", ""),          # 2: fine on its own
         ("cat/c.png", "delet", ""),           # 3: typo
@@ -444,7 +444,7 @@ def test_every_problem_is_reported_and_nothing_moves(pets, tmp_path):
         ("cat/b.png", "relabel", ""),         # 5: no label
         ("../secret.png", "delete", ""),      # 6: goes up
         (str(outside), "delete", ""),         # 7: absolute, outside
-        ("cat/link.png", "delete", ""),       # 8: a link out of root
+        ("cat/away/secret.png", "delete", ""),  # 8: through a link, out of root
         ("dog/d.png", "relabel", "a/b"),      # 9: label with a slash
         ("cat/./a.png", "keep", ""),          # 10: keep is fine
         ("cat/a.png", "delete", ""),          # 11: second decision about one file
@@ -467,6 +467,21 @@ def test_every_problem_is_reported_and_nothing_moves(pets, tmp_path):
     assert "9 problem(s)" in str(info.value) and "\n" not in str(info.value)
     assert snapshot(pets) == before and outside.exists()
     assert not (pets / ".centaur-trash").exists()
+
+
+def test_links_in_root_are_moved_themselves_whatever_they_point_to(pets, tmp_path):
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes(b"not ours")
+    os.symlink(outside, pets / "cat" / "link.png")
+    os.symlink(tmp_path / "gone.png", pets / "dog" / "dangling.png")  # as `verify` lists one: delete
+    decisions = write_decisions(tmp_path / "d.csv", [("cat/link.png", "relabel", "dog"),
+                                                     ("dog/dangling.png", "delete", "")])
+    result = apply_cleaning(decisions, pets)
+    assert (pets / "dog" / "link.png").is_symlink() and not (pets / "cat" / "link.png").is_symlink()
+    assert not (pets / "dog" / "dangling.png").is_symlink()
+    assert outside.read_bytes() == b"not ours"  # the target never moved
+    undo_cleaning(result.journal)
+    assert (pets / "cat" / "link.png").is_symlink() and (pets / "dog" / "dangling.png").is_symlink()
 
 
 def test_decisions_csv_columns_are_checked(pets, tmp_path):

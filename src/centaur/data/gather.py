@@ -637,6 +637,12 @@ def _confined(file, root, real_root, real_trash):
     path = given if given.is_absolute() else root / given
     if ".." in given.parts:
         return None, f"{file!r} goes up with '..'; give paths inside {str(root)!r}"
+    if path.is_symlink():
+        # a link whose own entry is under root (dangling, or to a file elsewhere, as `verify` lists
+        # them) is moved itself, never what it points to: safe whatever the target
+        parent = Path(os.path.realpath(path.parent))
+        if parent.is_relative_to(real_root) and not parent.is_relative_to(real_trash):
+            return root / parent.relative_to(real_root) / path.name, ""
     real = Path(os.path.realpath(path))
     if not real.is_relative_to(real_root):
         link = f" (a link to {str(real)!r})" if not given.is_absolute() and ".." not in given.parts else ""
