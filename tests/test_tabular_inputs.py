@@ -209,3 +209,15 @@ def test_a_tiny_table_trains_with_a_warning(boston, tmp_path, capsys):
     boston.to_csv(path, index=False)
     assert _train(path, "--target", "medv", out=tmp_path / "m") == 0
     assert "mean little" not in capsys.readouterr().err
+
+
+def test_messages_at_the_command_line_name_its_flags(boston, tmp_path, capsys):
+    df = boston.copy()
+    df.loc[3, "medv"] = np.inf
+    path = tmp_path / "inf.csv"
+    df.to_csv(path, index=False)
+    assert _train(path, "--target", "medv", out=tmp_path / "m") == 2
+    assert "--task classification" in capsys.readouterr().err
+    boston.head(2).to_csv(path, index=False)
+    assert _train(path, "--target", "medv", out=tmp_path / "m") == 2
+    assert "--valid-pct" in capsys.readouterr().err

@@ -74,7 +74,8 @@ def split_table(df, valid_pct=0.2, seed=None, date=None, group=None):
         how = f"the table has {n} row(s), too few to split"
     if len(train) == 0 or len(valid) == 0:
         raise CentaurError(f"this split leaves {len(train)} training and {len(valid)} validation rows: {how}. "
-                           "Use more rows or another valid_pct.")
+                           "Use more rows or another validation fraction (--valid-pct, or --valid-last with a date; "
+                           "from Python valid_pct).")
     return train.astype(np.int64), valid.astype(np.int64)
 
 
@@ -194,7 +195,8 @@ def _regression_y(targets, y_names):
         if bad.any():
             examples = pd.unique(series.to_numpy()[bad])[:5].tolist()
             raise CentaurError(f"regression target {name!r} has {int(bad.sum())} value(s) that are not finite "
-                               f"numbers, e.g. {examples}; fix them, or use y_kind='single_label' for classes.")
+                               f"numbers, e.g. {examples}; fix or blank them, or predict classes instead (at the command line "
+                               "--task classification; from Python y_kind='single_label').")
         cols.append(values)
     return np.stack(cols, axis=1).astype(np.float32)  # (N, k)
 
@@ -274,7 +276,7 @@ class TabularDataLoaders:
         leaked = [c for c in y_names if c in list(cat_names) + list(cont_names)]
         if leaked:
             raise CentaurError(f"target {leaked} is also listed as an input column; the model would see the answer. "
-                               "Remove it from cat_names / cont_names.")
+                               "Leave it out of the input columns (--cat and --cont; from Python cat_names and cont_names).")
         train_idx = _check_rows(train_idx, len(df), "train_idx")
         valid_idx = _check_rows(valid_idx, len(df), "valid_idx")
         in_train = np.zeros(len(df), dtype=bool)
