@@ -221,3 +221,21 @@ def test_messages_at_the_command_line_name_its_flags(boston, tmp_path, capsys):
     boston.head(2).to_csv(path, index=False)
     assert _train(path, "--target", "medv", out=tmp_path / "m") == 2
     assert "--valid-pct" in capsys.readouterr().err
+
+
+def test_numbers_too_large_for_float32_are_missing_in_training_and_prediction(boston, tmp_path, capsys):
+    df = boston.copy()
+    df.loc[[5, 9], "crim"] = 1e300
+    path = tmp_path / "huge.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "m"
+    assert _train(path, "--target", "medv", out=out) == 0
+    assert "{'crim': 2} (column: rows)" in capsys.readouterr().err
+    for args in ([], ["--out", str(tmp_path / "p.csv")]):
+        capsys.readouterr()
+        assert main(["predict", str(out), str(path), *args]) == 0
+        captured = capsys.readouterr()
+        assert "{'crim': 2}" in captured.err
+        text = captured.out if not args else (tmp_path / "p.csv").read_text()
+        pred = pd.read_csv(__import__("io").StringIO(text))["prediction"]
+        assert pred.notna().all()  # the two rows were empty (NaN) predictions before

@@ -210,6 +210,7 @@ def _table_chunks(source, chunk_size):
 
 def _predict_table(job, model_dir, source, chunk_size, threads, on_chunk):
     from .inference import TabularPredictor
+    from .tabular.read import blank_overflow
     predictor = TabularPredictor(model_dir, threads=threads)
     n_chunks = resumed = 0
     for i, df in enumerate(_table_chunks(source, chunk_size)):
@@ -217,7 +218,7 @@ def _predict_table(job, model_dir, source, chunk_size, threads, on_chunk):
         if i in job.done:
             resumed += 1
             continue
-        result = predictor.predict_table(df)
+        result = predictor.predict_table(blank_overflow(df))
         result["n_unseen"] = predictor.unseen_rows_
         result.index.name = "row"
         stats = {"rows": len(result), "unseen": {k: int(v) for k, v in predictor.unseen_.items()},

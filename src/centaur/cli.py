@@ -385,9 +385,9 @@ def predict_table(args):
     from .inference import TabularPredictor
     if len(args.paths) != 1:
         raise CentaurError(f"a table model predicts one table at a time; got {len(args.paths)} paths.")
-    from .tabular.read import read_user_table
+    from .tabular.read import blank_overflow, read_user_table
     predictor = TabularPredictor(args.model, threads=args.threads)
-    result = predictor.predict_table(read_user_table(args.paths[0]))
+    result = predictor.predict_table(blank_overflow(read_user_table(args.paths[0])))
     for col, n in predictor.unseen_.items():
         print(f"note: {n} rows have a {col!r} value not seen in training (treated as unknown).", file=sys.stderr)
     # per row: how many of its categories were never seen in training (predicted as unknown)

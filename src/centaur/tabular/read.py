@@ -119,3 +119,34 @@ def check_fields(text, sep, path):
         raise CentaurError(f"table {str(path)!r} has {len(bad)} malformed line(s) whose number of fields differs "
                            f"from the header's {width}: {shown}{more}. Fix or remove them (a field with the "
                            "separator needs quotes), then run again.")
+
+
+def blank_overflow(df, skip=(), say=True):
+    """df with numbers too large for float32 (|x| > 3.4e38, e.g. 1e300) blanked, as infinities are.
+
+    The model computes in float32, where such a number becomes an infinity and its prediction
+    NaN; blanking it (missing, filled as training filled missing values) keeps the row. A note
+    on stderr counts them per column. Training and prediction both call this.
+
+    >>> blank_overflow(pd.DataFrame({"x": [1.0, 1e300]}), say=False)["x"].tolist()
+    [1.0, nan]
+    """
+    import numpy as np
+    limit = float(np.finfo(np.float32).max)
+    counts = {}
+    for name in df.columns:
+        col = df[name]
+        if name in skip or pd.api.types.is_bool_dtype(col) or not pd.api.types.is_float_dtype(col):
+            continue
+        huge = np.isfinite(col.to_numpy(np.float64, na_value=np.nan)) & (col.abs() > limit).to_numpy()
+        if huge.any():
+            counts[name] = int(huge.sum())
+    if not counts:
+        return df
+    df = df.copy()
+    for name in counts:
+        df[name] = df[name].mask(df[name].abs() > limit)
+    if say:
+        print(f"note: numbers too large for the model (beyond 3.4e38) are treated as missing, like infinities: "
+              f"{counts} (column: rows).", file=sys.stderr)
+    return df

@@ -19,7 +19,7 @@ from ..train.distributed import cpu_threads, distributed, is_main_process, quiet
 from ..train.export import export
 from ..train.metrics import METRICS, confidence_interval
 from .learner import tabular_learner
-from .read import read_user_table
+from .read import blank_overflow, read_user_table
 from .split import split_rule, write_split
 
 MAX_CARD = 20  # an integer column with at most this many values is read as categories (fastai's rule)
@@ -285,6 +285,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     df = text_column_names(read_user_table(table))  # names go to model.json as text; use them as text throughout
     source = str(table) if not isinstance(table, pd.DataFrame) else "DataFrame"
     raw = df  # the table as given: split.json hashes its rows
+    df = blank_overflow(df, skip=[str(target)])
     target, date, group = (None if c is None else str(c) for c in (target, date, group))
     cat = None if cat is None else [str(c) for c in cat]
     cont = None if cont is None else [str(c) for c in cont]
