@@ -242,3 +242,21 @@ def test_fit_one_cycle_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
     assert [e["epoch"] for e in resumed.recorder.epochs] == [3]
+
+
+class CtrlCAfterTheRow(Callback):
+    """Ctrl-C the moment the progress table has printed an epoch's row."""
+
+    order = 61  # just after ProgressCallback
+
+    def after_epoch(self):
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_right_after_an_epochs_row_finds_that_epoch_saved(tmp_path):
+    ckpt = tmp_path / "c.safetensors"
+    learn = make_learner()
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        learn.fine_tune(epochs=2, base_lr=1e-2, freeze_epochs=1, checkpoint=ckpt, cbs=[CtrlCAfterTheRow()])
+    meta = load_checkpoint(make_learner(), ckpt)
+    assert (meta["phase"], meta["epoch"]) == (0, 0)  # the epoch whose row was on the screen

@@ -320,7 +320,9 @@ class SaveBest(Callback):
 class CheckpointCallback(Callback):
     """Save model, optimizer and position after every epoch, so a crash or Ctrl-C loses at most one."""
 
-    order = 80
+    # after Recorder (50) has the epoch's numbers, before ProgressCallback (60) prints its row: a
+    # Ctrl-C right after a row appears must find that epoch saved
+    order = 55
 
     def __init__(self, path):
         self.path = path
