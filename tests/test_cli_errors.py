@@ -1,9 +1,11 @@
 """User mistakes at the command line: exit status 2 and one clear `error:` line, never a traceback."""
 import json
+import re
 
 import pytest
 
 from centaur.cli import main
+from centaur.core.errors import CentaurError
 
 from conftest import copy_emoji, run_centaur, write_bad_files
 
@@ -196,3 +198,20 @@ def test_starting_over_beside_an_interrupted_run_warns(log_to_capsys, tmp_path):
     err = log_to_capsys.readouterr().err
     assert "interrupted run" in err and "--resume" in err
     assert (tmp_path / "m" / "checkpoint.safetensors").read_bytes() == b"x"
+
+
+def test_a_size_that_cannot_fit_in_memory_is_refused_before_loading(capsys, tiny_data, tmp_path):
+    fails_with(capsys, ["train", tiny_data, "--out", tmp_path / "m", "--size", "100000"], "--size 100000",
+               "4096")
+    fails_with(capsys, ["train", tiny_data, "--out", tmp_path / "m", "--size", "2048", "--bs", "32"],
+               "--size 2048 with --bs 32 needs about", "GB is free", "use --bs")
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_memory_estimate_suggests_a_batch_that_fits():
+    from centaur.vision.recipes import _check_memory
+    _check_memory(128, 32, available=8 * 2**30)  # the defaults fit in 8 GB
+    with pytest.raises(CentaurError, match=r"use --bs (\d+) or less") as info:
+        _check_memory(512, 64, available=8 * 2**30)
+    fits = int(re.search(r"--bs (\d+) or less", str(info.value)).group(1))
+    _check_memory(512, fits, available=8 * 2**30)
