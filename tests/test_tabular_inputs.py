@@ -81,6 +81,13 @@ def test_day_first_dates_are_read_day_first_and_said(hotels, tmp_path, capsys):
     assert "as dd/mm/yyyy (day first)" in err
     iso = hotels["arrival_date"].sort_values().iloc[int(round(len(df) * 0.8))]
     assert json.loads((out / "split.json").read_text())["rule"]["cutoff"].startswith(iso)
+    # new rows whose days are all 12 or under read both ways: the model reads them as it was trained
+    from centaur.inference import TabularPredictor
+    early = df[pd.to_datetime(hotels["arrival_date"]).dt.day <= 12].head(50)
+    predictor = TabularPredictor(out)
+    as_trained = predictor.predict_table(early)["prediction"].to_numpy()
+    iso_rows = early.assign(arrival_date=hotels.loc[early.index, "arrival_date"])
+    assert as_trained == pytest.approx(predictor.predict_table(iso_rows)["prediction"].to_numpy())
 
 
 def test_dates_that_read_both_ways_are_refused(tx, tmp_path, capsys):

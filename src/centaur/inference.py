@@ -200,14 +200,16 @@ class TabularPredictor:
         return ([date] if date else []) + names
 
     def _prepare(self, df):
-        from .data.dates import add_date_parts, add_holidays
+        from .data.dates import add_date_parts, add_holidays, dayfirst_of
         from .data.processors import check_columns
         # every missing column at once (the date included), not one error per attempt
         check_columns(df, self.required_columns())
         date = self.prep.get("date")
         if date:
             keep = df[date]
-            df, _ = add_date_parts(df, date, drop=True)
+            # read as the training dates were: new rows whose days are all 12 or under would read
+            # month-first otherwise, for a model trained on day-first dates
+            df, _ = add_date_parts(df, date, drop=True, dayfirst=dayfirst_of(self.prep.get("date_format")))
             if self.prep.get("holidays"):
                 df[date] = keep
                 df, _ = add_holidays(df, date, self.prep["holidays"])

@@ -160,14 +160,15 @@ def _as_column(values, complete):
     return values.astype(np.int64) if complete else values.astype(np.float64)
 
 
-def add_date_parts(df, col, prefix=None, drop=True, time=False):
+def add_date_parts(df, col, prefix=None, drop=True, time=False, dayfirst=None):
     """Expand a date column into the parts a model can use (fastai's add_datepart).
 
     Adds <prefix>Year, Month, Week (ISO), Day, Dayofweek (Monday=0), Dayofyear, Is_month_end,
     Is_month_start, Is_quarter_end, Is_quarter_start, Is_year_end, Is_year_start (0/1), and
     Elapsed (seconds since 1970-01-01); with time=True also Hour, Minute, Second. The prefix
     defaults to the column name without a trailing 'date'/'Date' ('saledate' -> 'saleYear').
-    Missing dates give NaN parts. Returns a new frame and the names of the new columns.
+    Missing dates give NaN parts. dayfirst: how to read dates such as 03/04/2016 (see parse_dates;
+    a model passes how its training dates read). Returns a new frame and the names of the new columns.
 
     >>> out, cols = add_date_parts(pd.DataFrame({"Date": ["2024-02-29"]}), "Date")
     >>> out[["Day", "Is_month_end"]].iloc[0].tolist(), cols[0]
@@ -175,7 +176,7 @@ def add_date_parts(df, col, prefix=None, drop=True, time=False):
     """
     check_column(df, col, "date column")
     prefix = _default_prefix(col) if prefix is None else prefix
-    dates = parse_dates(df[col], col)
+    dates = parse_dates(df[col], col, dayfirst=dayfirst)
     dt = dates.dt
     known = dates.notna().to_numpy()
     complete = bool(known.all())
@@ -305,3 +306,14 @@ def add_event_distance(df, date_col, event_col, group=None, prefix=None):
     out = df.copy(deep=False)
     out[names[0]], out[names[1]] = since_out, until_out
     return out, names
+
+
+def dayfirst_of(fmt):
+    """Whether a strptime format puts the day before the month (None when it does not have both).
+
+    >>> dayfirst_of("%d/%m/%Y"), dayfirst_of("%m/%d/%Y"), dayfirst_of("ISO 8601")
+    (True, False, None)
+    """
+    if not fmt or "%d" not in fmt or "%m" not in fmt:
+        return None
+    return fmt.index("%d") < fmt.index("%m")

@@ -282,7 +282,7 @@ class TabularProcessor:
             if len(known) == 0:
                 self.dropped_[col] = "all missing"
             elif len(known) == len(x) and known.min() == known.max():
-                self.dropped_[col] = f"constant ({known[0]:g})"
+                self.dropped_[col] = f"constant: always {known[0]:g}"
             else:
                 values[col] = x
         for col in self.cat_names:
@@ -291,7 +291,8 @@ class TabularProcessor:
             if n_missing == len(series):
                 self.dropped_[col] = "all missing"
             elif n_missing == 0 and series.nunique() == 1:
-                self.dropped_[col] = f"constant ({series.iloc[0]!r})"
+                value = series.iloc[0]
+                self.dropped_[col] = f"constant: always {value.item() if hasattr(value, 'item') else value!r}"
         if self.dropped_:
             warn("dropped column(s) with nothing to learn from in the training rows: "
                  + ", ".join(f"{c} ({why})" for c, why in self.dropped_.items()))
