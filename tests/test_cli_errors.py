@@ -215,3 +215,9 @@ def test_the_memory_estimate_suggests_a_batch_that_fits():
         _check_memory(512, 64, available=8 * 2**30)
     fits = int(re.search(r"--bs (\d+) or less", str(info.value)).group(1))
     _check_memory(512, fits, available=8 * 2**30)
+
+
+def test_an_image_model_given_a_table_says_what_it_predicts(capsys, tiny_model, tmp_path):
+    table = tmp_path / "rows.csv"
+    table.write_text("a,b\n1,2\n")
+    fails_with(capsys, ["predict", tiny_model, table], "is an image model", "table model")

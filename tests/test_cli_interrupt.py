@@ -56,3 +56,28 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes(tmp_path):
     # a resumed model predicts like any other
     rows = list(Predictor(out).predict_paths([data / "food"]))
     assert len(rows) == 10 and all(r["label"] in meta["classes"] for r in rows)
+
+
+def test_the_resume_hint_after_lr_auto_gives_the_rate_it_chose(tmp_path, capsys):
+    from centaur.cli import _resume_hint, build_parser
+    from conftest import two_colour_dls
+    from torch import nn
+    from centaur.models.heads import BodyHead, create_head
+    from centaur.train.learner import Learner
+    out = tmp_path / "model"
+    body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+    learn = Learner(two_colour_dls(), BodyHead(body, create_head(4, 2, hidden=8)), progress=False)
+    chosen = 0.004862601580065354  # as lr_find returns it, more digits than any summary shows
+    learn.fine_tune(1, base_lr=chosen, freeze_epochs=0, checkpoint=out / "checkpoint.safetensors")
+    argv = ["train", str(tmp_path / "data"), "--out", str(out), "--lr", "auto", "--epochs", "1"]
+    _resume_hint(build_parser().parse_args(argv), argv)
+    hint = capsys.readouterr().err
+    assert f"--lr {chosen!r}" in hint and "auto" not in hint and hint.rstrip().endswith("--resume")
+
+
+def test_a_seed_outside_what_generators_take_is_one_line(capsys, tmp_path):
+    from centaur.cli import main
+    for seed in ("-1", "99999999999999999999", "abc"):
+        assert main(["train", str(tmp_path), "--seed", seed]) == 2
+        err = capsys.readouterr().err
+        assert "--seed" in err and "Traceback" not in err

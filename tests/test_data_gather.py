@@ -356,6 +356,13 @@ def test_verify_command_lists_unusable_images(tmp_path, capsys):
     for path in bad.values():
         assert path.name in captured.out
     assert "3 usable, 4 unusable of 7 images" in captured.err
+    # never over a file that exists (an image, an earlier list), never as anything but a CSV
+    image = next((data / "animal").glob("*.png"))
+    before = image.read_bytes()
+    for target in (image, decisions, tmp_path / "bad.txt"):
+        assert main(["verify", str(data), "--decisions", str(target)]) == 2
+        assert "--decisions" in capsys.readouterr().err
+    assert image.read_bytes() == before
     # the decisions it writes are what `clean` applies
     assert main(["clean", str(decisions), "--root", str(data)]) == 0
     capsys.readouterr()

@@ -84,7 +84,7 @@ def build_parser():
     t.add_argument("--size", type=_positive_int, default=128, help="image size in pixels")
     t.add_argument("--resize", default="squish", choices=["crop", "pad", "squish"], help="how images become square")
     t.add_argument("--valid-pct", type=_fraction, default=0.2, help="validation fraction for a random split")
-    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--seed", type=_seed, default=42, help="random seed: the split, the order, the augmentation")
     t.add_argument("--no-augment", action="store_true", help="turn batch augmentation off")
     t.add_argument("--file-col", default="file", help="CSV column with image paths")
     t.add_argument("--label-col", default="label", help="CSV column with labels")
@@ -293,7 +293,38 @@ def _resume_hint(args, argv):
     checkpoint = _train_out(args) / "checkpoint.safetensors"
     if checkpoint.is_file():
         again = argv if "--resume" in argv else [*argv, "--resume"]
+        if str(args.lr) == "auto":  # resume with the rate lr_find chose, to the last digit the plan compares
+            again = _with_lr(again, _checkpoint_plan(checkpoint).get("base_lr"))
         print(f"checkpoint kept in {checkpoint}; go on with: centaur {shlex.join(again)}", file=sys.stderr)
+
+
+def _checkpoint_plan(path):
+    import json
+
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {})["centaur"]).get("plan") or {}
+    except Exception:  # the hint is a courtesy: a checkpoint it cannot read is judged by --resume itself
+        return {}
+
+
+def _with_lr(argv, lr):
+    """argv with --lr auto replaced by --lr <the exact rate>; unchanged when the rate is unknown."""
+    if not isinstance(lr, (int, float)):
+        return argv
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--lr" and i + 1 < len(argv):
+            out += ["--lr", repr(float(lr))]
+            skip = True
+        elif arg.startswith("--lr="):
+            out.append(f"--lr={float(lr)!r}")
+        else:
+            out.append(arg)
+    return out
 
 
 def _train_out(args):
@@ -428,6 +459,10 @@ def cmd_predict(args):
                            "(or .parquet).")
     if read_meta(args.model)[1].get("kind") == "tabular":
         return predict_table(args)
+    tables = [p for p in args.paths if Path(p).suffix.lower() in (".csv", ".parquet", ".tsv", ".xlsx")]
+    if tables:
+        raise CentaurError(f"{args.model!r} is an image model; it predicts image files or folders, not the table "
+                           f"{tables[0]!r}. Give a table model (trained with --target) to predict a table.")
     from .inference import Predictor
     predictor = Predictor(args.model, threads=args.threads, batch_size=args.bs)
     failed = total = 0
@@ -520,6 +555,16 @@ def cmd_feedback(args):
     print(f"wrote {n} contested cases to {args.out} ({csv_path.name} lists them; retrain: {hint})", file=sys.stderr)
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {2**32 - 1}, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {2**32 - 1}, got {text!r}")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -560,7 +605,13 @@ def cmd_verify(args):
         print(f"{path}: {reason}")
     if args.decisions:
         import csv
-        with open(args.decisions, "w", newline="", encoding="utf-8") as f:
+        target = Path(args.decisions)
+        if target.suffix.lower() != ".csv":
+            raise CentaurError(f"--decisions {args.decisions!r}: give a file name ending in .csv (it is written).")
+        if target.exists():
+            raise CentaurError(f"--decisions {args.decisions!r} exists already; give a new file name, so nothing "
+                               "of yours is overwritten.")
+        with open(target, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["file", "action", "new_label", "reason"])
             writer.writerows([path.relative_to(root).as_posix(), "delete", "", reason] for path, reason in bad)

@@ -54,7 +54,7 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
         learn.opt.load_state_dict(saved_opt)
         learn.model.train(was_training)
     suggestion = valley(lrs, losses)
-    logger.info(f"lr_find: suggested learning rate {suggestion:.2e}")
+    logger.info(f"lr_find: suggested learning rate {suggestion:.2e} (exactly {suggestion!r})")
     if plot:
         _plot(lrs, losses, suggestion, plot)
     return suggestion, lrs, losses

@@ -188,7 +188,6 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
         learn.unfreeze()
     if base_lr == "auto":
         base_lr, _, _ = learn.lr_find(plot=out.mkdir(parents=True, exist_ok=True) or out / "lr_find.png")
-        print(f"lr_find suggests {base_lr:.2e}", file=sys.stderr)
     from_scratch = not pretrained and weights is None
     if resume and main:
         print(f"resuming from {checkpoint}", file=sys.stderr)
