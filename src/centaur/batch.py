@@ -180,7 +180,7 @@ def _table_chunks(source, chunk_size):
             start += len(df)
             yield text_column_names(df)
         return
-    from .tabular.read import COMPRESSED, SPREADSHEETS, read_user_table, sniff_separator
+    from .data.table_files import COMPRESSED, SPREADSHEETS, read_user_table, sniff_separator
     with open(source, "rb") as f:
         raw = f.read(65536)
     try:
@@ -210,7 +210,7 @@ def _table_chunks(source, chunk_size):
 
 def _predict_table(job, model_dir, source, chunk_size, threads, on_chunk):
     from .inference import TabularPredictor
-    from .tabular.read import blank_overflow
+    from .data.table_files import blank_overflow
     predictor = TabularPredictor(model_dir, threads=threads)
     n_chunks = resumed = 0
     for i, df in enumerate(_table_chunks(source, chunk_size)):
@@ -244,9 +244,9 @@ def _predict_table(job, model_dir, source, chunk_size, threads, on_chunk):
 def _empty_table(source):
     import pandas as pd
     from .data.getters import read_table, text_column_names
-    from .tabular.read import COMPRESSED
+    from .data.table_files import COMPRESSED
     if source.suffix.lower() in COMPRESSED:
-        from .tabular.read import read_user_table
+        from .data.table_files import read_user_table
         yield text_column_names(read_user_table(source, say=False).iloc[:0])
         return
     yield text_column_names(read_table(source) if source.suffix.lower() in (".parquet", ".pq")

@@ -416,7 +416,7 @@ def predict_table(args):
     from .inference import TabularPredictor
     if len(args.paths) != 1:
         raise CentaurError(f"a table model predicts one table at a time; got {len(args.paths)} paths.")
-    from .tabular.read import blank_overflow, read_user_table
+    from .data.table_files import blank_overflow, read_user_table
     predictor = TabularPredictor(args.model, threads=args.threads)
     result = predictor.predict_table(blank_overflow(read_user_table(args.paths[0])))
     for col, n in predictor.unseen_.items():

@@ -19,7 +19,7 @@ from ..train.distributed import cpu_threads, distributed, is_main_process, quiet
 from ..train.export import export
 from ..train.metrics import METRICS, confidence_interval
 from .learner import tabular_learner
-from .read import blank_overflow, read_user_table
+from ..data.table_files import blank_overflow, read_user_table
 from .split import split_rule, write_split
 
 MAX_CARD = 20  # an integer column with at most this many values is read as categories (fastai's rule)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.errors import CentaurError
-from ..data.getters import read_table
+from .getters import read_table
 
 SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
 COMPRESSED = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
