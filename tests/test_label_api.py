@@ -393,6 +393,23 @@ def test_export_from_the_command_line_trains_and_writes_everything(folder, tmp_p
         assert (out / name).exists(), name
 
 
+def test_two_people_each_undo_their_own_last_action(client):
+    from urllib.parse import quote
+    kinds = _ids_by_kind(client)
+    ann, tanaka = {"x-centaur-author": "ann"}, {"x-centaur-author": quote("田中")}  # as the page sends names
+    client.post("/api/labels", json={"ids": kinds["animal"][:3], "label": "animal"}, headers=ann)
+    client.post("/api/labels", json={"ids": kinds["face"][:2], "label": "face"}, headers=tanaka)
+    undone = client.post("/api/undo", headers=ann).json()
+    assert undone["action"]["label"] == "animal" and undone["labels"] == {"face": 2}
+    assert client.post("/api/undo", headers=ann).json()["action"] is None  # ann has nothing left to undo
+    assert client.post("/api/redo", headers=ann).json()["labels"] == {"animal": 3, "face": 2}
+    client.post("/api/labels", json={"ids": kinds["animal"][:1], "label": "cat"}, headers=tanaka)
+    refused = client.post("/api/undo", headers=ann)
+    assert refused.status_code == 422 and "labeled again since by 田中" in refused.json()["detail"]
+    authors = {r["label"]: r["author"] for r in client.app.state.project.store.label_records()}
+    assert authors == {"animal": "ann", "face": "田中", "cat": "田中"}
+
+
 def test_a_refused_export_writes_nothing(client, folder, tmp_path):
     kinds = _ids_by_kind(client)
     client.post("/api/labels", json={"ids": kinds["animal"][:4], "label": "animal"})

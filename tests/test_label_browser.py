@@ -76,6 +76,8 @@ def test_lasso_label_similar_train_undo_export(browser, workbench):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
     page.wait_for_function("window.centaur && window.centaur.ready && window.centaur.state.screen")
+    page.fill("#author", "Zoë")  # who labels: recorded with each label, and undo takes back her own actions
+    page.dispatch_event("#author", "change")
 
     # lasso the densest part of the faces: a circle around their median position
     positions = _screen_positions(page, images["ids"])
@@ -162,6 +164,8 @@ def test_lasso_label_similar_train_undo_export(browser, workbench):
     page.click("#export")
     page.wait_for_function("document.querySelector('#export-info').textContent.includes('labels')")
     assert (folder / ".centaur" / "export" / "labels.csv").is_file()
+    records = json.loads((folder / ".centaur" / "export" / "labels.json").read_text())
+    assert records["labels"] and {r["author"] for r in records["labels"]} == {"Zoë"}
     assert len(list((folder / ".centaur" / "export" / "classes" / "face").iterdir())) == chosen
 
     # the page fits the window: no sideways scrolling, the map ends at the bottom edge

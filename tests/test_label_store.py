@@ -154,6 +154,27 @@ def test_undo_redo_whole_bulk_action(store):
     assert store.label_counts() == {"dog": 2000}
 
 
+def test_each_person_undoes_their_own_work_and_never_overwrites_anothers(store):
+    a, b, c, d = store.add_images(image_records(4))
+    store.apply([a, b], "cat", author="ann")
+    store.apply([c], "dog", author="bob")  # bob labeled last: ann's Ctrl+Z must not take it back
+    assert store.undo(author="ann", own=True)["label"] == "cat"
+    assert store.labels() == {c: "dog"}
+    assert store.redo(author="bob", own=True) is None  # bob undid nothing
+    assert store.redo(author="ann", own=True)["label"] == "cat"
+    store.apply([b, d], "bird", author="bob")  # bob relabels one of ann's images
+    with pytest.raises(CentaurError, match="cannot undo 'cat': 1 of its images were labeled again since by bob"):
+        store.undo(author="ann", own=True)
+    assert store.labels() == {a: "cat", b: "bird", c: "dog", d: "bird"}  # nothing half undone
+    assert store.undo(author="bob", own=True)["label"] == "bird"
+    assert store.undo(author="ann", own=True)["label"] == "cat"  # now nothing of bob's is in the way
+    assert store.labels() == {c: "dog"}
+    store.apply([a], "owl", author="bob")
+    with pytest.raises(CentaurError, match="cannot redo 'cat'.*by bob"):  # redo would overwrite bob's owl
+        store.redo(author="ann", own=True)
+    assert store.undo()["label"] == "owl"  # without own: the newest action, whoever made it
+
+
 def test_new_action_clears_redo(store):
     a, b = store.add_images(image_records(2))
     store.apply([a], "cat")

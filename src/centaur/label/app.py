@@ -154,18 +154,21 @@ def api_router(project):
     @router.post("/labels")
     def label(body: LabelRequest, request: Request):
         """Label (or, with label null, unlabel) images as one action that undo reverses whole."""
-        author = body.author or request.headers.get("x-centaur-author") or "local"
+        author = body.author or _author(request)
         action = project.label(body.ids, body.label, author=author, how=body.how)
         return dict(action=action, labels=project.store.label_counts(), version=project.store_version())
 
     @router.post("/undo")
-    def undo():
-        action = project.store.undo()
+    def undo(request: Request):
+        """Undo the requester's last action (X-Centaur-Author: their name; 'local' when not given), so that
+        on a shared project one person's Ctrl+Z never takes back another's work."""
+        action = project.store.undo(author=_author(request), own=True)
         return dict(action=action, labels=project.store.label_counts(), version=project.store_version())
 
     @router.post("/redo")
-    def redo():
-        action = project.store.redo()
+    def redo(request: Request):
+        """Redo the requester's last undone action."""
+        action = project.store.redo(author=_author(request), own=True)
         return dict(action=action, labels=project.store.label_counts(), version=project.store_version())
 
     @router.get("/history")
@@ -237,6 +240,15 @@ def api_router(project):
         return dict(started=started, progress=project.progress)
 
     return router
+
+
+def _author(request):
+    """Who sends a request: the X-Centaur-Author header the page sets from its name field, else 'local'."""
+    from urllib.parse import unquote
+    name = unquote(request.headers.get("x-centaur-author", "")).strip()  # the page percent-encodes it
+    if len(name) > 100:
+        raise CentaurError("the author name is longer than 100 characters; use a shorter one.")
+    return name or "local"
 
 
 def _image_or_422(make, image):

@@ -413,8 +413,9 @@ class LabelStore:
             changed = [image_id for image_id in ids if current[image_id][0] != label]
             if not changed:
                 return dict(id=None, label=label, count=0, at=at)
-            # a new action ends the redo list: actions undone before it stay undone for good (2)
-            self._execute("UPDATE actions SET undone = 2 WHERE undone = 1")
+            # a new action ends its author's redo list: their actions undone before it stay undone for
+            # good (2); another person's redo stays possible, checked against what changed since
+            self._execute("UPDATE actions SET undone = 2 WHERE undone = 1 AND author = ?", (author,))
             action_id = self._insert(
                 "INSERT INTO actions (label, author, how, created_at, changed, undone) VALUES (?, ?, ?, ?, ?, 0)",
                 (label, author, how, at, len(changed)))
@@ -460,43 +461,80 @@ class LabelStore:
 
     # ---- undo and redo --------------------------------------------------------------------
     # Undo walks back through live actions (undone = 0) by id, newest first, and marks them 1;
-    # redo walks forward through those (oldest first). A new action marks them 2, undone for
-    # good, which is what clears the redo list; all of it survives restarts.
-    def undo(self, author=None):
-        """Undo the most recent action not yet undone (anyone's), as a whole; None if there is none.
+    # redo walks forward through those (oldest first). A new action marks its author's 2, undone
+    # for good, which is what clears their redo list; all of it survives restarts. With own=True
+    # each walks one person's actions only, and refuses where someone else has labeled since.
+    def undo(self, author=None, own=False):
+        """Undo the most recent action not yet undone, as a whole; None if there is none.
 
-        `author` is recorded as who undid it. Returns {'id', 'label', 'count', 'undone': True}.
+        own=True: the most recent of `author`'s actions, so that on a shared project each person's
+        Ctrl+Z takes back their own work, not whatever someone else did last. `author` is recorded
+        as who undid it. An action whose images were labeled again since, by a later action, is
+        not undone (its "before" would overwrite that work): a CentaurError says whose.
+        Returns {'id', 'label', 'count', 'undone': True}.
         """
         with self._write():
-            row = self._execute("SELECT id, label, changed FROM actions WHERE undone = 0 "
-                                "ORDER BY id DESC LIMIT 1").fetchone()
+            row = self._latest(0, author if own else None, newest=True)
             if row is None:
                 return None
             action_id, label, count = row
-            before = self._execute("SELECT image_id, label_before, action_before FROM changes WHERE action_id = ?",
-                                   (action_id,)).fetchall()
-            self._set_labels(before)
+            changes = self._execute("SELECT image_id, label_before, action_before, label_after FROM changes "
+                                    "WHERE action_id = ?", (action_id,)).fetchall()
+            self._refuse_if_changed_since([(i, after, action_id if after is not None else None)
+                                           for i, _, _, after in changes], "undo", label)
+            self._set_labels([(i, before, action) for i, before, action, _ in changes])
             self._execute("UPDATE actions SET undone = 1, undone_by = ?, undone_at = ? WHERE id = ?",
                           (author, now(), action_id))
         return dict(id=action_id, label=label, count=count, undone=True)
 
-    def redo(self):
-        """Re-apply the most recently undone action, unless a new action came since; None if none.
+    def redo(self, author=None, own=False):
+        """Re-apply the most recently undone action (own=True: `author`'s), unless a new action of
+        theirs came since; None if none. Refused like undo when its images were labeled since.
 
         Returns {'id', 'label', 'count', 'undone': False}.
         """
         with self._write():
-            row = self._execute("SELECT id, label, changed FROM actions WHERE undone = 1 "
-                                "ORDER BY id LIMIT 1").fetchone()
+            row = self._latest(1, author if own else None, newest=False)
             if row is None:
                 return None
             action_id, label, count = row
-            after = self._execute("SELECT image_id, label_after, action_id FROM changes WHERE action_id = ?",
-                                  (action_id,)).fetchall()
-            self._set_labels(after)
+            changes = self._execute("SELECT image_id, label_before, action_before, label_after FROM changes "
+                                    "WHERE action_id = ?", (action_id,)).fetchall()
+            self._refuse_if_changed_since([(i, before, action if before is not None else None)
+                                           for i, before, action, _ in changes], "redo", label)
+            self._set_labels([(i, after, action_id) for i, _, _, after in changes])
             self._execute("UPDATE actions SET undone = 0, undone_by = NULL, undone_at = NULL WHERE id = ?",
                           (action_id,))
         return dict(id=action_id, label=label, count=count, undone=False)
+
+    def _latest(self, undone, author, newest):
+        """(id, label, changed) of the newest (or oldest) action with this undone state, by anyone or `author`."""
+        order = "DESC" if newest else "ASC"
+        if author is None:
+            return self._execute(f"SELECT id, label, changed FROM actions WHERE undone = ? ORDER BY id {order} "
+                                 "LIMIT 1", (undone,)).fetchone()
+        return self._execute(f"SELECT id, label, changed FROM actions WHERE undone = ? AND author = ? ORDER BY id "
+                             f"{order} LIMIT 1", (undone, author)).fetchone()
+
+    def _refuse_if_changed_since(self, expected, what, label):
+        """expected: (image_id, label, action) each image must still carry; else a CentaurError naming who
+        changed it. Inside the write transaction, so nobody can change them in between."""
+        ids = [image_id for image_id, _, _ in expected]
+        current = {}
+        for part in chunks(ids):
+            marks = ", ".join("?" * len(part))
+            current.update({image_id: (lab, action) for image_id, lab, action in self._execute(
+                f"SELECT image_id, label, action_id FROM labels WHERE image_id IN ({marks})", part).fetchall()})
+        moved = [(image_id, current.get(image_id, (None, None))) for image_id, lab, action in expected
+                 if current.get(image_id, (None, None)) != (lab, action)]
+        if not moved:
+            return
+        by = {action for _, (_, action) in moved if action is not None}
+        who = sorted({author for (author,) in self._execute(
+            f"SELECT author FROM actions WHERE id IN ({', '.join('?' * len(by))})", list(by)).fetchall()}) if by else []
+        raise CentaurError(f"cannot {what} '{label}': {len(moved)} of its images were labeled again since"
+                           + (f" by {', '.join(who)}" if who else "") + f", and to {what} it would overwrite that. "
+                           "Relabel those images instead.")
 
     def version(self):
         """Changes with every label write, undo and redo (for caches that depend on the labels)."""

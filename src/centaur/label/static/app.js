@@ -23,7 +23,11 @@ const canvas = $("canvas"), ctx = canvas.getContext("2d");
 
 // ---- API -------------------------------------------------------------------------------------
 async function api(path, options = {}) {
-  const init = { ...options, headers: { "Content-Type": "application/json", ...(options.headers || {}) } };
+  // who is labeling: recorded with every label, and undo takes back this person's own last action
+  // (percent-encoded: a header carries only Latin-1, a name may be any script)
+  const author = encodeURIComponent(localStorage.getItem("centaur-author") || "");
+  const init = { ...options, headers: { "Content-Type": "application/json", ...(author ? { "X-Centaur-Author": author } : {}),
+                                        ...(options.headers || {}) } };
   if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
   const response = await fetch("/api" + path, init);
   if (!response.ok) {
@@ -593,6 +597,9 @@ $("method-prev").onclick = () => switchView("method", -1);
 $("method-next").onclick = () => switchView("method", 1);
 for (const t of ["lasso", "box", "pan"]) $("tool-" + t).onclick = () => setTool(t);
 window.addEventListener("resize", resize);
+const authorInput = $("author");
+authorInput.value = localStorage.getItem("centaur-author") || "";
+authorInput.addEventListener("change", () => { localStorage.setItem("centaur-author", authorInput.value.trim()); });
 
 // What the browser tests and the frame-time benchmark read: positions on screen, the last frame.
 window.centaur = {
