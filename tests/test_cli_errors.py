@@ -7,7 +7,7 @@ import pytest
 from centaur.cli import main
 from centaur.core.errors import CentaurError
 
-from conftest import copy_emoji, run_centaur, write_bad_files
+from conftest import EMOJI, copy_emoji, run_centaur, write_bad_files
 
 
 def fails_with(capsys, argv, *expected):
@@ -221,3 +221,24 @@ def test_an_image_model_given_a_table_says_what_it_predicts(capsys, tiny_model, 
     table = tmp_path / "rows.csv"
     table.write_text("a,b\n1,2\n")
     fails_with(capsys, ["predict", tiny_model, table], "is an image model", "table model")
+
+
+def test_resume_after_a_finished_run_says_it_finished(capsys, tiny_model, tiny_data, tmp_path):
+    import shutil
+    done = tmp_path / "done"
+    shutil.copytree(tiny_model, done)
+    fails_with(capsys, ["train", tiny_data, "--out", done, "--resume"], "nothing to resume", "finished",
+               "another --out")
+
+
+def test_images_nested_below_their_class_folders_are_warned_about(tmp_path):
+    data = tmp_path / "nested"
+    for cls, batch in (("animal", "batch1"), ("face", "batch2")):
+        (data / cls / batch).mkdir(parents=True)
+        for f in sorted((EMOJI / cls).glob("*.png"))[:8]:
+            (data / cls / batch / f.name).write_bytes(f.read_bytes())
+    result = run_centaur("train", data, "--out", tmp_path / "m", "--size", "32", "--epochs", "1",
+                         "--freeze-epochs", "0", "--bs", "8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "more than one folder deep" in result.stderr and "batch1, batch2" in result.stderr
+    assert "animal, face" in result.stderr

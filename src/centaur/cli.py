@@ -373,8 +373,9 @@ def launch_train(args, data, out):
     if not os.access(existing, os.W_OK):
         raise CentaurError(f"cannot write the model to {str(out)!r}: {str(existing)!r} is not writable. "
                            "Choose another folder with --out.")
-    if args.resume and not (out / "checkpoint.safetensors").is_file():
-        raise CentaurError(f"cannot resume: no checkpoint in {str(out)!r}. Run without --resume to start.")
+    if args.resume:
+        from .train.checkpoint import check_resume
+        check_resume(out / "checkpoint.safetensors", resume=True)
     from .core.device import resolve_device
     resolve_device(args.device, local_rank=args.nproc - 1)  # the last process needs a GPU too
     if args.nproc == 1:

@@ -50,8 +50,11 @@ def check_resume(checkpoint, resume):
     """Before any data is read: refuse --resume without a checkpoint, and warn that one left by an
     interrupted run will be replaced when starting over."""
     if resume and not Path(checkpoint).is_file():
-        raise CentaurError(f"cannot resume: no checkpoint in {str(Path(checkpoint).parent)!r}. "
-                           "Run without --resume to start.")
+        folder = Path(checkpoint).parent
+        if (folder / "model.json").is_file():
+            raise CentaurError(f"nothing to resume in {str(folder)!r}: that run finished and wrote its model. "
+                               "Training again without --resume replaces it; give another --out to keep it.")
+        raise CentaurError(f"cannot resume: no checkpoint in {str(folder)!r}. Run without --resume to start.")
     if not resume and Path(checkpoint).is_file():
         warn(f"{checkpoint} holds an interrupted run; starting over replaces it after the first epoch. "
              "Stop now (Ctrl-C) and add --resume to go on from it instead.")
@@ -63,8 +66,9 @@ def load_checkpoint(learn, path, plan=None):
     plan: the training plan of the run being resumed; a checkpoint from a different plan is
     refused, since its schedule position would mean something else.
     """
-    if path is None or not Path(path).is_file():
-        raise CentaurError(f"cannot resume: no checkpoint at {str(path)!r}. Train without --resume first.")
+    if path is None:
+        raise CentaurError("cannot resume: no checkpoint file was given. Train without --resume first.")
+    check_resume(path, resume=True)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["centaur"])

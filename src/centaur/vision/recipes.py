@@ -8,6 +8,7 @@ import torch
 
 from ..core.device import resolve_device
 from ..core.errors import CentaurError
+from ..core.log import warn
 from ..core.seed import set_seed
 from ..data.augment import aug_transforms
 from ..data.block import DataBlock
@@ -120,6 +121,23 @@ def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpo
     return base_lr
 
 
+def _warn_nested(root, files):
+    """Say so when images lie deeper than one class folder: each takes its label from the folder that
+    holds it (fastai's parent_label), which surprises whoever meant the top-level folders as classes."""
+    pairs = set()
+    for f in files:
+        parts = Path(f).relative_to(root).parts
+        parts = parts[1:] if parts[0] in ("train", "valid") and len(parts) > 2 else parts
+        if len(parts) > 2:
+            pairs.add((parts[0], parts[-2]))
+    if pairs and any(top != leaf for top, leaf in pairs):
+        tops, leaves = sorted({t for t, _ in pairs}), sorted({leaf for _, leaf in pairs})
+        warn(f"images lie more than one folder deep in {str(root)!r}: each is labeled by the folder that holds it "
+             f"({', '.join(leaves[:4])}{' ...' if len(leaves) > 4 else ''}), not by the top-level folder "
+             f"({', '.join(tops[:4])}{' ...' if len(tops) > 4 else ''}). If the top-level folders are the classes, "
+             "list the files in a CSV with file,label columns and train on that.")
+
+
 # Training memory per input float (activations kept for the backward pass, gradients): EfficientNet-
 # Lite0 measured 143-146x the batch's float32 input at 256 and 512 px; other CNNs are of that order.
 ACTIVATION_FACTOR = 150
@@ -179,6 +197,8 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
     device = resolve_device(device)
     dblock, split = image_datablock(data, size, resize, valid_pct, seed, augment, file_col, label_col)
     dls = dblock.dataloaders(data, bs=bs, seed=seed)
+    if main and Path(data).is_dir():
+        _warn_nested(Path(data), list(dls.train_ds.xs) + list(dls.valid_ds.xs))
     if main:
         print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation images, "
               f"{len(dls.vocab)} classes ({', '.join(dls.vocab)}), {split} split", file=sys.stderr)
