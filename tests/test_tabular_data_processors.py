@@ -117,3 +117,9 @@ def test_non_numeric_continuous_column_is_named():
     df.loc[[3, 9], "visits"] = ["4", "5.5"]  # numbers written as text are fine
     cat, cont = TabularProcessor(["shop"], ["visits"]).fit(df).transform(df)
     assert np.isfinite(cont).all()
+
+
+def test_numbers_beyond_float32_are_missing_whichever_way_they_come():
+    from centaur.data.processors import to_float
+    values = to_float(pd.Series([1.0, 1e300, -1e39, np.inf, None, 3e38]))
+    assert np.isnan(values[[1, 2, 3, 4]]).all() and values[0] == 1.0 and values[5] == 3e38

@@ -52,8 +52,11 @@ def _keys(values):
     return out
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def to_float(series, name=None):
-    """A continuous column as float64, missing (and infinite) values as NaN; CentaurError for text.
+    """A continuous column as float64, missing, infinite and beyond-float32 values as NaN; CentaurError for text.
 
     >>> to_float(pd.Series(["1.5", None, 3])).tolist()
     [1.5, nan, 3.0]
@@ -71,8 +74,11 @@ def to_float(series, name=None):
             examples = pd.unique(series.to_numpy()[bad])[:_SHOW].tolist()
             raise CentaurError(f"continuous column {name!r} has {int(bad.sum())} value(s) that are not numbers, "
                                f"e.g. {examples}. Fix or blank them, or list {name!r} as a categorical column.")
-    if not np.isfinite(values[~np.isnan(values)]).all():
-        values = np.where(np.isinf(values), np.nan, values)  # an infinity would make every mean infinite
+    # An infinity would make every mean infinite, and a number beyond float32 (1e300) becomes one in
+    # the model: both are missing, here, whichever way the table came (CLI, Python, the server)
+    too_large = np.abs(values) > FLOAT32_MAX
+    if too_large.any():
+        values = np.where(too_large, np.nan, values)
     return values
 
 
