@@ -229,9 +229,14 @@ class TabularPredictor:
         self.unseen_ = {k: v for k, v in getattr(self.processor, "unseen_", {}).items() if v}
         # (N,) per row: categories given but never seen in training (code 0 is both missing and unseen)
         self.unseen_rows_ = np.zeros(len(df), dtype=np.int64)
+        date = self.prep.get("date")
         for j, col in enumerate(self.processor.cat_names_):
-            if self.unseen_.get(col) and col in df.columns:
-                self.unseen_rows_ += (cat[:, j] == 0) & df[col].notna().to_numpy()
+            if not self.unseen_.get(col):
+                continue
+            # a column made from the date (arrival_Year, ...) is given wherever the date is
+            given = df[col] if col in df.columns else df[date] if date in df.columns else None
+            if given is not None:
+                self.unseen_rows_ += (cat[:, j] == 0) & given.notna().to_numpy()
         x_cat, x_cont = torch.from_numpy(cat), torch.from_numpy(cont)
         outs = [self.model(x_cat[i:i + self.batch_size], x_cont[i:i + self.batch_size])
                 for i in range(0, len(x_cat), self.batch_size)]
