@@ -69,7 +69,8 @@ def test_parquet_trains_and_predicts_from_the_command_line(tmp_path, capsys):
     report = report_of(out)
     assert report["n_valid"] > 0 and "rmspe" in report
     new = tmp_path / "new.parquet"
-    df.drop(columns=["sales"]).head(20).to_parquet(new)
+    # the earliest rows: within the training period, so even the date's parts (week, ...) were all seen
+    df.drop(columns=["sales"]).sort_values("day").head(20).to_parquet(new)
     capsys.readouterr()
     assert main(["predict", str(out), str(new), "--out", str(tmp_path / "p.csv")]) == 0
     pred = pd.read_csv(tmp_path / "p.csv")
@@ -182,6 +183,9 @@ def test_multi_label_from_the_command_line(tmp_path, capsys):
     assert meta["task"] == "multi_label" and sorted(meta["classes"]) == ["big", "cheap", "dear"]
     pred = TabularPredictor(out).predict_table(df.drop(columns=["tags"]).head(5))
     assert {"p_big", "p_cheap", "p_dear"} <= set(pred.columns)
+    # the label set itself, joined as the training table joined it
+    for labels, (_, row) in zip(pred["prediction"], pred.iterrows()):
+        assert labels.split(";") == [c for c in ("big", "cheap", "dear") if row[f"p_{c}"] >= 0.5] or labels == ""
 
 
 # --- prediction: missing columns and unseen categories ---
@@ -194,7 +198,7 @@ def test_predict_lists_every_missing_column_and_counts_unseen(tmp_path, capsys):
     lacking = df.drop(columns=["sales", "day", "price"]).head(5)
     with pytest.raises(CentaurError, match=r"lacks 2 column\(s\) the model needs: 'day'.*'price'"):
         TabularPredictor(out).predict_table(lacking)
-    new = df.drop(columns=["sales"]).head(6).copy()
+    new = df.drop(columns=["sales"]).sort_values("day").head(6).copy()  # training-period dates: their parts seen
     new.loc[new.index[:2], "shop"] = "atlantis"
     new.loc[new.index[1], "kind"] = "free"
     path = tmp_path / "new.csv"

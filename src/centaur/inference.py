@@ -254,6 +254,10 @@ class TabularPredictor:
             result["probability"] = p.numpy()
         else:
             probs = out.sigmoid().numpy()
+            # the labels themselves (probability 0.5 or more), joined as the training table wrote them
+            delim = self.prep.get("label_delim") or " "
+            chosen = probs >= 0.5
+            result["prediction"] = [delim.join(c for c, keep in zip(self.classes, row) if keep) for row in chosen]
             for j, c in enumerate(self.classes):
                 result[f"p_{c}"] = probs[:, j]
         return result
