@@ -5,6 +5,7 @@ import torch
 from sklearn import metrics as skm
 from torch import nn
 
+from centaur.core.errors import CentaurError
 from centaur.interpret.classification import ClassificationInterpretation
 from centaur.interpret.evaluation import auc, calibration, evaluate_classification, precision_at_top
 from centaur.interpret.heatmap import Hook, class_activation_map, grad_cam
@@ -100,3 +101,37 @@ def test_hooks_remove_themselves_even_after_an_error():
         with Hook(model.conv, backward=True):
             model(torch.zeros(1, 5, 8, 8))  # wrong channel count
     assert not model.conv._forward_hooks and not model.conv._backward_hooks
+
+
+def _small_learner():
+    from torch import nn
+
+    from centaur.models.heads import BodyHead, create_head
+    from centaur.train.learner import Learner
+    from conftest import two_colour_dls
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+    return Learner(two_colour_dls(), BodyHead(body, create_head(4, 2, hidden=8)), progress=False)
+
+
+def test_interpretation_from_a_learner_and_refusing_raw_outputs():
+    learn = _small_learner()
+    learn.fit(2, 1e-2)
+    outputs, targets = learn.get_preds()  # raw outputs (logits), as fastai's get_preds(with_act=False)
+    with pytest.raises(CentaurError, match="not probabilities.*softmax"):
+        ClassificationInterpretation(outputs, targets, learn.dls.vocab)
+    interp = ClassificationInterpretation.from_learner(learn)
+    assert len(interp.items) == len(learn.dls.valid_ds) and (interp.losses >= 0).all()
+    assert torch.allclose(interp.probs, outputs.softmax(-1))
+    with pytest.raises(CentaurError, match=r"should be \(items, classes\)"):
+        ClassificationInterpretation(outputs.softmax(-1), targets, ["a", "b", "c"])
+
+
+def test_export_refuses_a_model_trained_without_the_normalization_it_would_serve_with(tmp_path):
+    from centaur.train.export import export
+    learn = _small_learner()
+    learn.preprocessing = {"kind": "image", "arch": "tiny", "mean": [0.5] * 3, "std": [0.5] * 3}
+    learn.fit(1, 1e-2)  # its loaders never normalized: predictions would see other pixels
+    with pytest.raises(CentaurError, match="trained on unnormalized pixels.*set_normalization"):
+        export(learn, tmp_path / "m")
+    assert not (tmp_path / "m").exists()

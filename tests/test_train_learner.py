@@ -142,6 +142,60 @@ def test_cancel_fit_batch_and_epoch():
     assert learn.step == 3  # one batch in each of the three epochs
     # a cancelled epoch skips validation and after_epoch, but the next epoch still runs
     assert rec.events.count("before_epoch") == 3 and rec.events.count("after_epoch") == 0
+    # ... and after_train still closes what before_train opened (a progress bar, DDP's wrapper)
+    assert rec.events.count("after_train") == 3
+
+
+def test_cancel_batch_anywhere_even_in_validation():
+    class SkipAfterEveryBatch(Callback):  # after_batch also fires for validation batches
+        def after_batch(self):
+            raise CancelBatch()
+
+    learn = tiny_learner()
+    learn.fit(1, cbs=[SkipAfterEveryBatch()])  # escaped fit from the first validation batch before
+    assert learn.step == 4 and math.isfinite(learn.epoch_log["valid_loss"])
+
+    class SkipEveryLoss(Callback):
+        def after_loss(self):
+            raise CancelBatch()
+
+    learn = tiny_learner()
+    learn.fit(1, cbs=[SkipEveryLoss()])
+    assert math.isnan(learn.epoch_log["train_loss"])  # no batch trained: no loss, not 0.0
+
+
+@pytest.mark.parametrize("lr", [-1.0, float("nan"), float("inf"), 0, "1e-3", True, [1e-3, -1e-3]])
+def test_learning_rates_that_cannot_train_are_refused(lr):
+    learn = tiny_learner()
+    before = state(learn.model)
+    with pytest.raises(CentaurError, match="learning rates must be positive numbers"):
+        learn.fit_one_cycle(1, lr)
+    assert all(torch.equal(before[k], v) for k, v in state(learn.model).items())  # nothing trained
+
+
+def test_fastai_slices_of_learning_rates():
+    learn = tiny_learner()  # two parameter groups: body, head
+    assert learn.learning_rates(slice(1e-5, 1e-3)) == pytest.approx([1e-5, 1e-3])
+    assert learn.learning_rates(slice(1e-3)) == pytest.approx([1e-4, 1e-3])
+    learn.fit_one_cycle(1, slice(1e-4, 1e-2))
+    rates = {g.get("learner_group", 0): g["lr"] for g in learn.opt.param_groups}  # body 0, head 1
+    assert rates[1] / rates[0] == pytest.approx(100)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda l: l.fit_one_cycle(1, 1e-3, pct_start=1.5), "pct_start"),
+    (lambda l: l.fit_one_cycle(True, 1e-3), "positive integer"),
+    (lambda l: l.fine_tune(0), "epochs must be a whole number of at least 1"),
+    (lambda l: l.fine_tune(1, lr_mult=0), "lr_mult"),
+    (lambda l: l.lr_find(num_it=0), "num_it"),
+    (lambda l: l.lr_find(plot=True), "plot is the path of a PNG"),
+])
+def test_options_are_checked_before_any_training(call, message):
+    learn = tiny_learner()
+    before = state(learn.model)
+    with pytest.raises(CentaurError, match=message):
+        call(learn)
+    assert all(torch.equal(before[k], v) for k, v in state(learn.model).items())
 
 
 def test_early_stopping_stops():

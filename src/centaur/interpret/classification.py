@@ -20,15 +20,33 @@ class ClassificationInterpretation:
     """
 
     def __init__(self, probs, targets, classes, items=None, train_targets=None):
-        self.probs, self.targets = probs.float(), torch.as_tensor(targets).long()
+        self.probs, self.targets = torch.as_tensor(probs).float(), torch.as_tensor(targets).long()
         self.classes = list(classes)
         self.items = list(items) if items is not None else [str(i) for i in range(len(self.targets))]
         self.train_targets = train_targets
         if len(self.targets) == 0:
             raise CentaurError("nothing to interpret: no items were predicted.")
+        if self.probs.ndim != 2 or self.probs.shape != (len(self.targets), len(self.classes)):
+            raise CentaurError(f"probs should be (items, classes) = ({len(self.targets)}, {len(self.classes)}), got "
+                               f"shape {tuple(self.probs.shape)}; one row per item, one column per class.")
+        if (self.probs < 0).any() or not torch.allclose(self.probs.sum(1), torch.ones(len(self.probs)), atol=1e-3):
+            raise CentaurError("probs are not probabilities (rows must be non-negative and sum to 1); raw model "
+                               "outputs, as learn.get_preds() returns them, need .softmax(-1) first, or use "
+                               "ClassificationInterpretation.from_learner(learn).")
         self.preds = self.probs.argmax(-1)  # (N,)
         p_true = self.probs.gather(1, self.targets[:, None])[:, 0].clamp(min=1e-12)
         self.losses = -p_true.log()  # (N,) cross-entropy of each item
+
+    @classmethod
+    def from_learner(cls, learn, dl=None):
+        """Interpret a Learner's predictions on its validation set (or another DataLoader), as fastai does.
+
+        >>> interp = ClassificationInterpretation.from_learner(learn)  # doctest: +SKIP
+        """
+        outputs, targets = learn.get_preds(dl)
+        ds = (dl or learn.dls.valid).dataset
+        train = torch.as_tensor([learn.dls.y_block.encode(y) for y in learn.dls.train_ds.ys]).long()
+        return cls(outputs.softmax(-1), targets, learn.dls.vocab, [str(x) for x in ds.xs], train)
 
     @classmethod
     def from_model_dir(cls, model_dir, root=None, predictor=None):

@@ -15,6 +15,21 @@ def versions():
             "python": platform.python_version()}
 
 
+def _check_normalization(dls, prep):
+    """The model directory says how to normalize inputs; the Learner must have trained that way,
+    else every prediction sees differently scaled pixels than training did."""
+    train = getattr(dls, "train", None)
+    if prep.get("mean") is None or not hasattr(train, "mean"):
+        return  # not an image model, or loaders of another kind
+    trained = None if train.mean is None else (tuple(train.mean), tuple(train.std))
+    if trained is None or not all(abs(a - b) < 1e-6 for a, b in zip(trained[0] + trained[1],
+                                                                    tuple(prep["mean"]) + tuple(prep["std"]))):
+        raise CentaurError(f"the model directory would normalize inputs with mean {list(prep['mean'])} and std "
+                           f"{list(prep['std'])}, but the Learner trained on {'unnormalized pixels' if trained is None else f'mean {list(trained[0])}, std {list(trained[1])}'}; "
+                           "its predictions would be wrong. Call dls.set_normalization(prep['mean'], prep['std']) "
+                           "before training (vision_learner does), then train and export again.")
+
+
 def export(learn, path, metrics=None, provenance=None, preprocessing=None):
     """Write the model and what is needed to use it: architecture, classes, preprocessing,
     metrics and where it came from.
@@ -29,6 +44,7 @@ def export(learn, path, metrics=None, provenance=None, preprocessing=None):
                            "model directory could not be used; build it with vision_learner, or set "
                            "learn.preprocessing from create_classifier's second result.")
     dls, prep = learn.dls, {**learn.preprocessing, **(preprocessing or {})}
+    _check_normalization(dls, prep)
     prep["item_tfms"] = [t.to_dict() for t in dls.item_tfms if hasattr(t, "to_dict")]
     if getattr(dls, "processor", None) is not None:
         prep["processor"] = dls.processor.to_dict()

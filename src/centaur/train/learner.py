@@ -1,6 +1,7 @@
 """The Learner: a model, its data, an optimizer and a training loop with events for callbacks."""
 import contextlib
 import math
+import numbers
 import time
 from pathlib import Path
 
@@ -181,10 +182,7 @@ class Learner:
             raise CentaurError(f"the number of epochs must be a positive integer, got {n_epoch!r}.")
         if self.opt is None:
             self.create_opt()
-        lrs = list(lr) if isinstance(lr, (list, tuple)) else [lr] * self.n_lr_groups
-        if len(lrs) != self.n_lr_groups:
-            raise CentaurError(f"got {len(lrs)} learning rates for {self.n_lr_groups} parameter groups; "
-                               "give one rate, or one per parameter group (body, head).")
+        lrs = self.learning_rates(lr)
         self.set_lrs(lrs)
         self.n_epoch = n_epoch
         self.total_steps = n_epoch * len(self.dls.train)
@@ -197,7 +195,11 @@ class Learner:
                     try:
                         self._do_epoch()
                     except CancelEpoch:
-                        pass
+                        # the epoch ends here: what before_train set up (a progress bar, DDP's wrapper) is
+                        # undone by after_train; validation and after_epoch are skipped
+                        if self.training:
+                            self.training = False
+                            self("after_train")
             except CancelFit:
                 pass
             except KeyboardInterrupt:
@@ -214,6 +216,39 @@ class Learner:
                 raise TrainingInterrupted(f"training stopped by Ctrl-C in epoch {self.epoch + 1}.{hint}") from None
             self("after_fit")
         self.resuming = False
+
+    def learning_rates(self, lr):
+        """One rate per parameter group from a number, a list (one per group) or fastai's slice(low, high)
+        (rates spread evenly on a log scale from the first group to the last). Checked: positive, finite.
+
+        >>> learn.learning_rates(slice(1e-5, 1e-3))  # two groups: body, head  # doctest: +SKIP
+        [1e-05, 0.001]
+        """
+        n = self.n_lr_groups
+        if isinstance(lr, slice):
+            low, high = lr.start, lr.stop
+            if high is None or lr.step is not None:
+                raise CentaurError(f"a slice of learning rates is slice(low, high) or slice(high), got {lr!r}.")
+            if n == 1:
+                lrs = [high]
+            elif low is None:  # fastai: the head at high, every other group at a tenth of it
+                lrs = [high / 10] * (n - 1) + [high]
+            elif _positive(low) and _positive(high):
+                lrs = [float(x) for x in torch.logspace(math.log10(low), math.log10(high), n, dtype=torch.float64)]
+            else:
+                lrs = [low, high]  # refused just below, naming the value
+        elif isinstance(lr, (list, tuple)):
+            lrs = list(lr)
+        else:
+            lrs = [lr] * n
+        for value in lrs:
+            if not _positive(value):
+                raise CentaurError(f"learning rates must be positive numbers such as 1e-3, got {value!r} (from "
+                                   f"{lr!r}); a negative rate climbs the loss instead of descending it.")
+        if len(lrs) != n:
+            raise CentaurError(f"got {len(lrs)} learning rates for {n} parameter groups; "
+                               "give one rate, or one per parameter group (body, head).")
+        return [float(v) for v in lrs]
 
     def _checkpoint_path(self):
         for cb in self.cbs:
@@ -238,7 +273,7 @@ class Learner:
         self.training = False
         valid_loss, preds, targets = self._validate()
         self.epoch_log = {"epoch": self.epoch + 1,
-                          "train_loss": float(sum(losses) / max(1, len(losses))),
+                          "train_loss": float(sum(losses) / len(losses)) if losses else float("nan"),
                           "valid_loss": valid_loss}
         for m in self.metrics:
             self.epoch_log[metric_name(m)] = float(m(preds, targets))
@@ -292,7 +327,10 @@ class Learner:
                 self.pred = self.forward(self.xb)
                 preds.append(self.pred)
                 targets.append(self.yb)
-                self("after_batch")
+                try:
+                    self("after_batch")
+                except CancelBatch:  # as in training: the rest of this batch's events are skipped
+                    pass
         # after_validate may replace these: under DDP each process holds its share of the
         # validation set, and train/distributed.py gathers all of them before loss and metrics
         self.preds, self.targets = torch.cat(preds), torch.cat(targets)
@@ -329,6 +367,13 @@ class Learner:
 
         >>> learn.fit_one_cycle(5, 1e-2, checkpoint="runs/ckpt.safetensors", resume=True)  # doctest: +SKIP
         """
+        if not isinstance(n_epoch, int) or isinstance(n_epoch, bool) or n_epoch < 1:
+            raise CentaurError(f"the number of epochs must be a positive integer, got {n_epoch!r}.")
+        if not 0 < pct_start <= 1 or not div > 0 or not div_final > 0:
+            raise CentaurError(f"fit_one_cycle needs 0 < pct_start <= 1 and positive div, div_final; got "
+                               f"pct_start={pct_start!r}, div={div!r}, div_final={div_final!r}.")
+        lrs = self.learning_rates(lr_max)
+        lr_max = lrs[0] if len(lrs) == 1 and not isinstance(lr_max, (list, tuple, slice)) else lrs
         if checkpoint is not None or resume:
             plan = {"method": "fit_one_cycle", "epochs": n_epoch,
                     "lr_max": list(lr_max) if isinstance(lr_max, (list, tuple)) else lr_max, "div": div,
@@ -356,6 +401,13 @@ class Learner:
         early layers hold general features that need little change; Howard & Ruder 2018).
         checkpoint: a file to save after every epoch; resume=True goes on from it.
         """
+        for name, value, least in (("epochs", epochs, 1), ("freeze_epochs", freeze_epochs, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise CentaurError(f"fine_tune's {name} must be a whole number of at least {least}, got {value!r}.")
+        self.learning_rates(base_lr)
+        if not _positive(lr_mult):
+            raise CentaurError(f"lr_mult (how much slower the body trains than the head) must be positive, "
+                               f"got {lr_mult!r}.")
         # batches per epoch place each step on the one-cycle schedule: a resume with another batch
         # size or other data would land somewhere else on it, so it is part of the plan
         plan = {"method": "fine_tune", "epochs": epochs, "freeze_epochs": freeze_epochs, "base_lr": base_lr,
@@ -427,3 +479,8 @@ def _snake(name):
 
 def _fmt_time(seconds):
     return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
+
+def _positive(value):
+    """A finite number above zero (not a bool, not text)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) and value > 0

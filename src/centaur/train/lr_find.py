@@ -1,6 +1,7 @@
 """The learning-rate finder: raise the rate exponentially until the loss blows up (Smith 2015)."""
 import copy
 import math
+import os
 
 import numpy as np
 
@@ -18,6 +19,11 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
     if len(learn.dls.train) == 0:
         raise CentaurError("lr_find needs at least one training batch; the training set is empty or smaller "
                            "than the batch size with drop_last.")
+    if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 2:
+        raise CentaurError(f"lr_find needs num_it, the number of rates to try, as a whole number of at least 2; "
+                           f"got {num_it!r}.")
+    if plot is not None and not isinstance(plot, (str, os.PathLike)):
+        raise CentaurError(f"plot is the path of a PNG file to draw the curve in (or None), got {plot!r}.")
     if not 0 < start_lr < end_lr:
         raise CentaurError(f"lr_find needs 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}.")
     was_training = learn.model.training
