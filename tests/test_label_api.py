@@ -358,6 +358,8 @@ def test_a_full_fine_tune_runs_in_the_background_and_writes_a_model(client):
     while (status := client.get("/api/finetune").json())["state"] == "running" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert status["state"] == "done", status["log"]
+    time.sleep(1.1)
+    assert client.get("/api/finetune").json()["seconds"] == status["seconds"]  # its clock stopped with it
     from centaur.inference import Predictor
     predictor = Predictor(status["model"])
     assert sorted(predictor.classes) == ["animal", "face"]
@@ -408,6 +410,43 @@ def test_two_people_each_undo_their_own_last_action(client):
     assert refused.status_code == 422 and "labeled again since by 田中" in refused.json()["detail"]
     authors = {r["label"]: r["author"] for r in client.app.state.project.store.label_records()}
     assert authors == {"animal": "ann", "face": "田中", "cat": "田中"}
+
+
+def test_two_exports_at_once_leave_one_whole_export(client, folder):
+    kinds = _ids_by_kind(client)
+    for kind in ("animal", "face", "body"):
+        client.post("/api/labels", json={"ids": kinds[kind][:8], "label": kind})
+    project = client.app.state.project
+    results, errors = [], []
+
+    def export():
+        try:
+            results.append(project.export(what=("labels", "folders")))
+        except Exception as e:  # noqa: BLE001 (the test reports any failure)
+            errors.append(e)
+
+    threads = [threading.Thread(target=export) for _ in range(3)]  # a double click, and another tab
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 3
+    classes = folder / ".centaur" / "export" / "classes"
+    assert {p.name: len(list(p.iterdir())) for p in classes.iterdir() if p.is_dir()} == {
+        "animal": 8, "face": 8, "body": 8}
+
+
+def test_one_or_two_images_are_laid_out(tmp_path):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for f in sorted((EMOJI / "animal").glob("*.png"))[:2]:
+        shutil.copy(f, folder / f.name)
+    project = Project(folder, size=96)
+    project.scan()
+    project.embed()
+    coords = project.layout("last", "pca")
+    assert np.isfinite(coords).all() and not np.allclose(coords[0], coords[1])  # side by side, not stacked
+    project.close()
 
 
 def test_a_refused_export_writes_nothing(client, folder, tmp_path):

@@ -120,6 +120,8 @@ def test_lasso_label_similar_train_undo_export(browser, workbench):
     page.fill("#label-input", "animal")
     page.click("#label-apply")
     page.wait_for_function("document.querySelector('#message').textContent.includes('\"animal\"')")
+    box = page.locator("#message").bounding_box()  # the message is where it can be read, not below the panel
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= 860, box
     counts = _get(url + "api/project")["labels"]
     assert counts["animal"] >= 2 and counts["face"] == chosen
 

@@ -175,6 +175,21 @@ def test_each_person_undoes_their_own_work_and_never_overwrites_anothers(store):
     assert store.undo()["label"] == "owl"  # without own: the newest action, whoever made it
 
 
+def test_labels_keep_the_order_they_were_first_given_and_case_variants_are_refused(store):
+    a, b, c = store.add_images(image_records(3))
+    store.apply([a], "zebra")
+    store.apply([b], "antelope")
+    assert store.label_order() == ["zebra", "antelope"]  # not alphabetical: keys and colours stay put
+    store.apply([c], "moth")
+    assert store.label_order() == ["zebra", "antelope", "moth"]
+    with pytest.raises(CentaurError, match="differs from the existing 'zebra' only in case"):
+        store.apply([c], "Zebra")
+    for reserved in ("CON", "nul", "com1", "LPT9.txt"):
+        with pytest.raises(CentaurError, match="Windows keeps for devices"):
+            store.apply([c], reserved)
+    store.apply([c], "console")  # a name that merely starts like one is fine
+
+
 def test_new_action_clears_redo(store):
     a, b = store.add_images(image_records(2))
     store.apply([a], "cat")

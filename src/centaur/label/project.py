@@ -63,6 +63,7 @@ class Project:
         self._images = None
         self._worker, self._finetune = None, None
         self._stop = threading.Event()
+        self._export_lock = threading.Lock()
         self._load_predictions()
 
     # ---- images ---------------------------------------------------------------------------
@@ -183,7 +184,7 @@ class Project:
             self._images = None  # statuses changed; the vectors in memory took every batch already
         stopped = self._stop.is_set()
         self.progress.update(state="stopped" if stopped else "ready", errors=len(errors),
-                             message=f"{len(cache)} images embedded" + (f", {len(errors)} unreadable" if errors else ""))
+                             message=f"{len(cache)} image{'' if len(cache) == 1 else 's'} embedded")
         return errors
 
     def start(self):
@@ -259,7 +260,7 @@ class Project:
             if key in self._layouts:
                 return self._layouts[key]
         coords = np.full((len(vectors), 2), np.nan, dtype=np.float32)
-        if ok.sum() >= 3:
+        if ok.sum() >= 1:  # one or two images too: laid out side by side
             coords[ok] = project(vectors[ok], method, labels=label_rows[ok] if method == "lda" else None)
         with self._lock:
             self._layouts = {k: v for k, v in self._layouts.items() if k[:2] != key[:2]}
@@ -293,7 +294,9 @@ class Project:
         return self.store.apply(list(image_ids), label, author=author, how=how)
 
     def label_names(self):
-        return sorted(self.store.label_counts())
+        """Labels in the order they were first given: a label's number key and colour stay put when
+        others are added (alphabetical order moved them)."""
+        return self.store.label_order()
 
     def label_rows(self):
         """Int (N,): index of each image's label in label_names(), -1 when unlabeled (cached per version
@@ -383,6 +386,10 @@ class Project:
     def export(self, out=None, what=("labels", "predictions", "folders", "model"), mode="link"):
         """Write labels (CSV, JSON), predictions, a folder per class and the model directory under `out`
         (by default .centaur/export). Returns {what: path}."""
+        with self._export_lock:  # two clicks, two tabs: one export at a time (they share temporary folders)
+            return self._export(out, what, mode)
+
+    def _export(self, out, what, mode):
         from . import export
         what = [check_choice("export", w, export.EXPORT_PARTS) for w in what]
         out = Path(out) if out is not None else self.state / "export"
@@ -445,7 +452,7 @@ class Project:
                    *extra]
         with open(folder / "train.log", "wb") as log:
             self._finetune = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-        self._finetune_started = time.time()
+        self._finetune_started, self._finetune_ended = time.time(), None
         return self.finetune_status()
 
     def finetune_status(self):
@@ -457,8 +464,10 @@ class Project:
             return dict(state="idle", log=tail, model=None)
         code = self._finetune.poll()
         state = "running" if code is None else ("done" if code == 0 else "failed")
+        if code is not None and self._finetune_ended is None:
+            self._finetune_ended = time.time()  # the clock stops when the run does
         return dict(state=state, log=tail, model=str(folder / "model") if state == "done" else None,
-                    seconds=round(time.time() - self._finetune_started, 1))
+                    seconds=round((self._finetune_ended or time.time()) - self._finetune_started, 1))
 
     def summary(self):
         """What the page's header shows: counts, labels, embedding progress, the model."""

@@ -73,6 +73,9 @@ def now():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+RESERVED_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
 def check_label(label):
     """Return `label` stripped, or None (which removes a label); refuse names that cannot be folders.
 
@@ -94,6 +97,9 @@ def check_label(label):
         shown = ", ".join(repr(c) for c in bad) if bad else repr(name)
         raise CentaurError(f"the label {name!r} cannot be used: it contains {shown}, and labels become folder "
                            f"names on export. Use letters, digits, spaces, '-' or '_'.")
+    if name.split(".")[0].upper() in RESERVED_NAMES:
+        raise CentaurError(f"the label {name!r} is a name Windows keeps for devices (CON, PRN, AUX, NUL, COM1, "
+                           "LPT1, ...), and labels become folder names on export; choose another.")
     if name.startswith("."):
         raise CentaurError(f"the label {name!r} cannot start with a dot: labels become folder names on export, and "
                            "`centaur train` skips folders whose name starts with one as hidden.")
@@ -410,6 +416,12 @@ class LabelStore:
                 shown = ", ".join(map(str, unknown[:10])) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
                 raise CentaurError(f"no image with id {shown} in this project; nothing was labeled. "
                                    "Reload the page to see the project's current images.")
+            if label is not None:
+                clash = [name for (name,) in self._execute("SELECT DISTINCT label FROM labels").fetchall()
+                         if name != label and name.casefold() == label.casefold()]
+                if clash:  # two folders that differ in case only are one folder on macOS and Windows
+                    raise CentaurError(f"the label {label!r} differs from the existing {clash[0]!r} only in case; "
+                                       f"use {clash[0]!r}, or relabel those images first.")
             changed = [image_id for image_id in ids if current[image_id][0] != label]
             if not changed:
                 return dict(id=None, label=label, count=0, at=at)
@@ -454,6 +466,12 @@ class LabelStore:
             "ORDER BY labels.image_id")
         keys = ("image_id", "path", "label", "author", "how", "at")
         return [dict(zip(keys, row)) for row in rows]
+
+    def label_order(self):
+        """The labels in use, in the order they were first given (the earliest action still setting each)."""
+        return [label for (label,) in self._read(
+            "SELECT labels.label FROM labels JOIN actions ON actions.id = labels.action_id "
+            "GROUP BY labels.label ORDER BY MIN(actions.id)")]
 
     def label_counts(self):
         """{label: number of images}, by label name."""

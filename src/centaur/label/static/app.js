@@ -22,10 +22,14 @@ const $ = (id) => document.getElementById(id);
 const canvas = $("canvas"), ctx = canvas.getContext("2d");
 
 // ---- API -------------------------------------------------------------------------------------
+function authorName() {
+  return sessionStorage.getItem("centaur-author") ?? localStorage.getItem("centaur-author") ?? "";
+}
+
 async function api(path, options = {}) {
   // who is labeling: recorded with every label, and undo takes back this person's own last action
   // (percent-encoded: a header carries only Latin-1, a name may be any script)
-  const author = encodeURIComponent(localStorage.getItem("centaur-author") || "");
+  const author = encodeURIComponent(authorName());
   const init = { ...options, headers: { "Content-Type": "application/json", ...(author ? { "X-Centaur-Author": author } : {}),
                                         ...(options.headers || {}) } };
   if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
@@ -115,7 +119,13 @@ async function refreshSummary() {
   const p = s.progress;
   const bad = (s.status.unreadable || 0) + (s.status.too_large || 0);
   $("progress").textContent = p.state === "embedding" ? `embedding ${p.done}/${p.total}`
-    : (p.state === "failed" ? `embedding failed: ${p.message}` : (p.message || "")) + (bad ? ` · ${bad} unreadable` : "");
+    : (p.state === "failed" ? `embedding failed: ${p.message}` : (p.message || ""));
+  $("unreadable").hidden = !bad;
+  $("unreadable").textContent = `${bad} unreadable`;
+  if (p.state !== "embedding" && !state.coords.some((v) => !Number.isNaN(v))) {
+    $("empty").textContent = bad ? `None of the images could be read (${bad}): "${bad} unreadable" above lists them.`
+      : "No image is embedded yet: add images to the folder, then rescan.";
+  }
   if (s.model) showModel(s.model);
   const changed = s.version !== state.version;
   const embedding = p.state === "embedding";
@@ -213,6 +223,7 @@ function render(now) {
 }
 
 function drawThumbnails(screen, w, h, size) {
+  state.thumbSize = size;   // picking answers anywhere on a drawn thumbnail
   for (let i = 0; i < state.ids.length; i++) {
     const sx = screen[2 * i], sy = screen[2 * i + 1];
     if (!(sx > -60 && sx < w + 60 && sy > -60 && sy < h + 60)) continue;
@@ -281,7 +292,7 @@ function thumbnail(i) {
 }
 
 // ---- picking and selecting -------------------------------------------------------------------
-function nearest(sx, sy, radius = 8) {
+function nearest(sx, sy, radius = Math.max(8, (state.thumbSize || 0) / 2)) {
   const s = state.screen; if (!s) return -1;
   let best = -1, bestD = radius * radius;
   for (let i = 0; i < state.ids.length; i++) {
@@ -329,7 +340,8 @@ function showSelection() {
     img.src = `/api/thumb/${state.ids[i]}`;
     img.title = `${state.paths[i]}${state.labels[i] >= 0 ? " · " + state.labelNames[state.labels[i]] : ""} (click: leave out)`;
     img.dataset.row = i;
-    img.onclick = () => {
+    img.onclick = (e) => {
+      if (e.detail > 1) return;   // the second click of a double click: the image under it is another one
       if (state.candidates) state.candidates = state.candidates.filter((r) => r !== i);
       else state.selection.delete(i);
       img.remove(); updateSelectionInfo(); draw();
@@ -357,12 +369,17 @@ function clearSelection() {
 }
 
 // ---- actions ---------------------------------------------------------------------------------
+let labeling = false;   // a label request in flight: repeated clicks or keys wait for its answer
 async function applyLabel(label) {
+  if (labeling) return;
   const rows = chosenRows();
   if (!rows.length) { say("Select images first: draw around them on the map."); return; }
   const how = state.candidates ? "similar" : (state.selectedBy || "manual");
-  const result = await api("/labels", { method: "POST",
-    body: { ids: rows.map((i) => state.ids[i]), label, how } });
+  labeling = true;
+  let result;
+  try {
+    result = await api("/labels", { method: "POST", body: { ids: rows.map((i) => state.ids[i]), label, how } });
+  } finally { labeling = false; }
   await loadImages();
   say(label === null ? `removed the labels of ${result.action.count} images` :
     `labeled ${result.action.count} images "${label}" (saved)`, true);
@@ -407,7 +424,9 @@ async function train() {
 async function reviewQueue() {
   if (!state.queue || !state.queue.length) { say("Train first: the queue lists the images the model is least sure of."); return; }
   state.candidates = null;
-  state.selection = new Set(state.queue.slice(0, 50).map((id) => row.get(id)).filter((i) => i !== undefined));
+  const open = state.queue.map((id) => row.get(id)).filter((i) => i !== undefined && state.labels[i] < 0);
+  if (!open.length) { say("Every image the model doubted is labeled now: train again for a new queue."); return; }
+  state.selection = new Set(open.slice(0, 50));
   state.selectedBy = "queue";
   showSelection();
 }
@@ -440,7 +459,10 @@ function selectPredicted() {
 }
 
 async function exportAll() {
-  const written = await api("/export", { method: "POST", body: {} });
+  if ($("export").disabled) return;
+  $("export").disabled = true;
+  let written;
+  try { written = await api("/export", { method: "POST", body: {} }); } finally { $("export").disabled = false; }
   $("export-info").textContent = Object.entries(written).map(([k, v]) => `${k}: ${v}`).join("\n");
   say("exported", true);
 }
@@ -549,7 +571,8 @@ function setTool(tool) {
 }
 
 document.addEventListener("keydown", (e) => {
-  const typing = e.target.tagName === "INPUT" && e.target.type !== "checkbox";
+  const typing = (e.target.tagName === "INPUT" && e.target.type !== "checkbox") || e.target.tagName === "SELECT"
+    || e.target.tagName === "TEXTAREA";
   if (typing) { if (e.key === "Escape") e.target.blur(); return; }
   const mod = e.ctrlKey || e.metaKey;
   if (mod && e.key.toLowerCase() === "z") { e.preventDefault(); guarded(() => undo(e.shiftKey)); return; }
@@ -558,7 +581,7 @@ document.addEventListener("keydown", (e) => {
   const keys = {
     ArrowLeft: () => switchView("layer", -1), ArrowRight: () => switchView("layer", 1),
     ArrowUp: () => switchView("method", -1), ArrowDown: () => switchView("method", 1),
-    Escape: () => { $("viewer").hidden = true; clearSelection(); },
+    Escape: () => { if (!$("viewer").hidden) $("viewer").hidden = true; else clearSelection(); },
     l: () => setTool("lasso"), b: () => setTool("box"), p: () => setTool("pan"),
     s: () => guarded(findSimilar), t: () => guarded(train), n: () => $("label-input").focus(),
     f: () => { $("fade").checked = !$("fade").checked; state.fade = $("fade").checked; draw(); },
@@ -584,6 +607,11 @@ $("similar").onclick = () => guarded(findSimilar);
 $("clear").onclick = clearSelection;
 $("train").onclick = () => guarded(train);
 $("queue").onclick = () => guarded(reviewQueue);
+$("unreadable").onclick = () => {   // the files that could not be read, with why, so they can be fixed
+  const bad = state.paths.map((p, i) => [p, state.status[i]]).filter(([, st]) => st !== "ok");
+  say(`${bad.length} file(s) could not be used:\n` + bad.slice(0, 50).map(([p, st]) => `${p} (${st.replace("_", " ")})`).join("\n")
+      + (bad.length > 50 ? `\n... and ${bad.length - 50} more` : ""));
+};
 $("export").onclick = () => guarded(exportAll);
 $("finetune").onclick = () => guarded(finetune);
 $("accept").onclick = selectPredicted;
@@ -598,8 +626,12 @@ $("method-next").onclick = () => switchView("method", 1);
 for (const t of ["lasso", "box", "pan"]) $("tool-" + t).onclick = () => setTool(t);
 window.addEventListener("resize", resize);
 const authorInput = $("author");
-authorInput.value = localStorage.getItem("centaur-author") || "";
-authorInput.addEventListener("change", () => { localStorage.setItem("centaur-author", authorInput.value.trim()); });
+authorInput.value = authorName();
+authorInput.addEventListener("change", () => {
+  const name = authorInput.value.trim();
+  sessionStorage.setItem("centaur-author", name);   // this tab's name; two tabs may be two people
+  localStorage.setItem("centaur-author", name);     // the first name of the next tab opened
+});
 
 // What the browser tests and the frame-time benchmark read: positions on screen, the last frame.
 window.centaur = {
