@@ -171,7 +171,7 @@ class DataBlock:
         """Walk one item through every step, printing what each makes; name the step that fails.
 
         >>> dblock.summary("data/emoji")  # doctest: +SKIP
-        get_items: 320 items; first: PosixPath('data/emoji/animal/1f400.png')
+        get_items: 373 items; first: PosixPath('data/emoji/animal/baby_chick.png')
         ...
         """
         step = "get_items"

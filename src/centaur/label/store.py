@@ -17,13 +17,15 @@ on disk (synchronous=FULL: the WAL is fsynced at every commit) before `apply` re
 only says "saved" for labels that survive the server being killed. The undo history lives in the
 same database and survives restarts too.
 
-    >>> store = LabelStore("photos/.centaur/labels.sqlite")
+    >>> import tempfile, pathlib
+    >>> store = LabelStore(pathlib.Path(tempfile.mkdtemp()) / "photos" / ".centaur" / "labels.sqlite")
     >>> cat, dog = store.add_images([dict(path="a.jpg", status="ok", error=None, size=1234, mtime=0.0),
     ...                              dict(path="b.jpg", status="ok", error=None, size=2345, mtime=0.0)])
     >>> store.apply([cat], "cat")["count"]
     1
     >>> store.undo()["undone"]
     True
+    >>> store.close()
 """
 import json
 import threading
@@ -148,13 +150,15 @@ class LabelStore:
 
     Safe to share between threads (one connection behind a lock) and between processes (each
     write transaction takes the database's write lock first). With several writers, `undo` undoes
-    the most recent action of anyone, never an older one of your own: undoing an older action
-    would put back "label before" on images someone relabeled since.
+    the most recent action of anyone, or with own=True the author's own most recent one, refused
+    where someone relabeled its images since (it would put back "label before" over their work).
 
-    >>> store = LabelStore(".centaur/labels.sqlite")          # or "postgresql://host/labels"
-    >>> ids = store.add_images([dict(path="a.jpg", status="ok", error=None, size=10, mtime=0.0)])
-    >>> store.apply(ids, "cat", author="ann", how="lasso")    # {'id': 1, 'label': 'cat', 'count': 1, 'at': ...}
-    >>> store.labels()                                        # {1: 'cat'}
+    >>> store = LabelStore(".centaur/labels.sqlite")   # or "postgresql://host/labels"  # doctest: +SKIP
+    >>> ids = store.add_images([dict(path="a.jpg", status="ok", error=None, size=10, mtime=0.0)])  # doctest: +SKIP
+    >>> store.apply(ids, "cat", author="ann", how="lasso")  # doctest: +SKIP
+    {'id': 1, 'label': 'cat', 'count': 1, 'at': '2026-12-01T15:56:13.590+00:00'}
+    >>> store.labels()  # doctest: +SKIP
+    {1: 'cat'}
     """
 
     def __init__(self, location):
@@ -349,7 +353,7 @@ class LabelStore:
     def add_images(self, records):
         """Insert or update images by path, in one transaction; returns their ids in the order given.
 
-        >>> store.add_images([dict(path="cats/1.jpg", status="ok", error=None, size=2048, mtime=1.7e9)])
+        >>> store.add_images([dict(path="cats/1.jpg", status="ok", error=None, size=2048, mtime=1.7e9)])  # doctest: +SKIP
         [1]
         """
         rows = []
@@ -394,7 +398,7 @@ class LabelStore:
         that would change nothing is not recorded (its 'id' is None), so undo never lands on an
         empty step.
 
-        >>> store.apply([1, 2, 3], "cat", author="ann", how="lasso")
+        >>> store.apply([1, 2, 3], "cat", author="ann", how="lasso")  # doctest: +SKIP
         {'id': 7, 'label': 'cat', 'count': 3, 'at': '2026-12-01T15:56:13.590+00:00'}
         """
         label = check_label(label)

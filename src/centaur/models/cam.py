@@ -105,6 +105,10 @@ def class_activation_map(model, x, target=None, layer=None, classifier=None):
     with torch.no_grad(), Hook(layer) as hook:
         logits = model(x)  # (B, K)
         acts = hook.output  # (B, C, h, w)
+    if classifier.in_features != acts.shape[1]:
+        raise ValueError(f"CAM needs the last linear layer to read the {acts.shape[1]} channels of the last feature "
+                         f"map directly, but it reads {classifier.in_features} (the head has hidden layers, as "
+                         "vision_learner's does); use grad_cam, which works with any head.")
     if target is None:
         target = logits.argmax(-1)
     w = classifier.weight[torch.as_tensor(target).view(-1)]  # (B, C)

@@ -16,6 +16,7 @@ class Batcher:
     """Runs `run_batch(list of inputs) -> list of outputs (or exceptions)` on gathered inputs.
 
     >>> batcher = Batcher(lambda xs: [x * 2 for x in xs], max_batch_size=8)  # doctest: +SKIP
+    >>> batcher.start()  # inside a running event loop (the service's lifespan)  # doctest: +SKIP
     >>> await batcher.submit(21)                                             # doctest: +SKIP
     42
     """

@@ -71,7 +71,7 @@ class Learner:
         names = {}
         for cb in added:
             if not isinstance(cb, Callback):
-                raise CentaurError(f"{cb!r} is not a Callback; subclass centaur.train.Callback.")
+                raise CentaurError(f"{cb!r} is not a Callback; subclass centaur.train.callbacks.Callback.")
             cb.check_events()
             attr = _snake(cb.name)
             # a callback is reachable as learn.<snake_name> (learn.recorder), but must never hide
