@@ -496,3 +496,15 @@ def test_image_over_the_pixel_limit_is_skipped(tmp_path, warnings_seen):
     dls = folder_block(blocks=(ImageBlock(max_pixels=500), CategoryBlock)).dataloaders(root, bs=2)
     assert [x.name for x, _ in dls.train_ds.skipped] == ["huge.png"]
     assert any("huge.png" in w and "decompression bomb" in w for w in warnings_seen)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(item_tfms=128), r"not a transform; for a size use Resize\(128\)"),
+    (dict(splitter=0.2), "splitter must be a function"),
+    (dict(batch_tfms=aug_transforms), r"call it to make the transform, e.g. batch_tfms=aug_transforms\(\)"),
+    (dict(blocks=("image", "category")), "blocks are classes such as ImageBlock"),
+])
+def test_a_recipe_of_the_wrong_kind_is_named_before_any_image_is_read(tmp_path, options, message):
+    make_folder(tmp_path, n=2)
+    with pytest.raises(CentaurError, match=message):
+        folder_block(**options).dataloaders(tmp_path, bs=2)

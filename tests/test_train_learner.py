@@ -534,3 +534,27 @@ def test_batch_norm_and_biases_are_not_decayed_unless_asked():
 
 def _module_of(model, param_name):
     return model.get_submodule(param_name.rsplit(".", 1)[0])
+
+
+@pytest.mark.parametrize("dls, model, message", [
+    ("data/emoji", None, "expected DataLoaders, got str"),
+    (None, "lite0", "model must be a torch.nn.Module"),
+])
+def test_a_learner_says_what_it_was_given(dls, model, message):
+    with pytest.raises(CentaurError, match=message):
+        Learner(dls if dls is not None else color_dls(), model if model is not None else tiny_model())
+
+
+def test_one_metric_or_one_callback_need_no_list():
+    learn = tiny_learner(metrics="accuracy", cbs=CountBatches())
+    learn.fit(1)
+    counter = next(cb for cb in learn.cbs if isinstance(cb, CountBatches))
+    assert "accuracy" in learn.epoch_log and counter.n == 4
+
+
+class CountBatches(Callback):
+    def __init__(self):
+        self.n = 0
+
+    def after_batch(self):
+        self.n += self.learn.training

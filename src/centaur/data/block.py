@@ -38,6 +38,27 @@ class DataBlock:
         self.item_tfms = _listify(item_tfms)
         self.batch_tfms = _listify(batch_tfms)
 
+    def _check_recipe(self):
+        """The recipe's parts are of the right kind, checked when it is first used (fit validates):
+        a number as item_tfms made every image 'unreadable', a float splitter 'not callable'."""
+        for name in ("get_items", "get_x", "get_y", "splitter"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                example = {"splitter": "RandomSplitter(0.2)", "get_items": "get_image_files"}.get(name, "parent_label")
+                raise CentaurError(f"{name} must be a function (such as {example}), got {type(value).__name__} "
+                                   f"{value!r}.")
+        for block in self.blocks:
+            if isinstance(block, str):
+                raise CentaurError(f"blocks are classes such as ImageBlock and CategoryBlock, got the text {block!r}.")
+        for kind, tfms in (("item_tfms", self.item_tfms), ("batch_tfms", self.batch_tfms)):
+            for t in tfms:
+                if not callable(t):
+                    raise CentaurError(f"{kind} holds {t!r}, which is not a transform; for a size use Resize({t!r})."
+                                       if isinstance(t, int) else f"{kind} holds {t!r}, which is not a transform.")
+                if kind == "batch_tfms" and not hasattr(t, "train"):
+                    raise CentaurError(f"batch_tfms holds {getattr(t, '__name__', t)!r} itself; call it to make the "
+                                       "transform, e.g. batch_tfms=aug_transforms().")
+
     # --- the steps, each small enough for summary() to name where it broke ---
 
     def _items(self, source):
@@ -101,6 +122,7 @@ class DataBlock:
 
         >>> train_ds, valid_ds = dblock.datasets("data/emoji")  # doctest: +SKIP
         """
+        self._check_recipe()
         x_block, y_block = self._blocks()
         items = self._items(source)
         self._check_blocks(x_block, y_block, items)

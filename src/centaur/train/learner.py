@@ -36,6 +36,12 @@ class Learner:
 
     def __init__(self, dls, model, loss_func=None, metrics=(), cbs=(), wd=0.01, path="runs",
                  param_groups=None, progress=True, wd_bn_bias=False, device=None):
+        check_dataloaders(dls)
+        if not isinstance(model, torch.nn.Module):
+            raise CentaurError(f"model must be a torch.nn.Module, got {type(model).__name__} {model!r}; for an "
+                               "architecture by name use vision_learner(dls, 'lite0') or create_classifier.")
+        metrics = [metrics] if isinstance(metrics, str) or callable(metrics) else metrics  # one metric alone
+        cbs = [cbs] if isinstance(cbs, Callback) else cbs
         self.device = resolve_device(device)
         # Module.to moves parameters in place, so param_groups built before still hold them
         self.dls, self.model, self.wd, self.path = dls, model.to(self.device), wd, Path(path)
@@ -484,3 +490,11 @@ def _fmt_time(seconds):
 def _positive(value):
     """A finite number above zero (not a bool, not text)."""
     return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value) and value > 0
+
+
+def check_dataloaders(dls):
+    """CentaurError unless dls looks like DataLoaders (a train and a valid loader, the y block)."""
+    if not all(hasattr(dls, name) for name in ("train", "valid", "y_block")):
+        hint = (" (a DataBlock: call its .dataloaders(source) first)" if hasattr(dls, "dataloaders") else
+                " (a path or table: build DataLoaders from it with a DataBlock's .dataloaders(source))")
+        raise CentaurError(f"expected DataLoaders, got {type(dls).__name__}{hint}.")

@@ -19,6 +19,8 @@ def vision_learner(dls, arch="lite0", pretrained=True, weights=None, metrics=Non
     >>> learn = vision_learner(dls, "lite0")   # doctest: +SKIP
     >>> learn.fine_tune(3)                      # doctest: +SKIP
     """
+    from ..train.learner import check_dataloaders
+    check_dataloaders(dls)
     y_block = dls.y_block
     if y_block is None:
         raise CentaurError("the DataBlock has no y block; a classifier needs labels (for example CategoryBlock).")
