@@ -1,5 +1,8 @@
 """Interpretation and evaluation against scikit-learn, and heatmaps on a model whose answer is known."""
 import numpy as np
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from sklearn import metrics as skm
@@ -135,3 +138,23 @@ def test_export_refuses_a_model_trained_without_the_normalization_it_would_serve
     with pytest.raises(CentaurError, match="trained on unnormalized pixels.*set_normalization"):
         export(learn, tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_a_model_exported_from_python_can_be_interpreted_from_its_directory(tmp_path):
+    from conftest import copy_emoji
+    from centaur.data.block import DataBlock
+    from centaur.data.blocks import CategoryBlock, ImageBlock
+    from centaur.data.getters import get_image_files, parent_label
+    from centaur.data.transforms import Resize
+    from centaur.train.export import export
+    from centaur.vision.learner import vision_learner
+    data = copy_emoji(tmp_path / "data", per_class=6)
+    dls = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    item_tfms=Resize(32)).dataloaders(data, bs=8, seed=0)
+    learn = vision_learner(dls, "lite0", progress=False)
+    learn.fit_one_cycle(1, 1e-3)
+    export(learn, tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert "accuracy" in meta["metrics"]["last_epoch"]
+    interp = ClassificationInterpretation.from_model_dir(tmp_path / "m")  # its split was written with it
+    assert sorted(interp.items) == sorted(f.relative_to(data).as_posix() for f in map(Path, dls.valid_ds.xs))

@@ -1,10 +1,14 @@
 """Export a trained Learner to a model directory (model.safetensors + model.json)."""
 import datetime
+import json
+import os
 import platform
+from pathlib import Path
 
 import torch
 
 from ..core.errors import CentaurError
+from ..core.log import warn
 from ..models.model_dir import write_model_dir
 
 
@@ -57,7 +61,9 @@ def export(learn, path, metrics=None, provenance=None, preprocessing=None):
         "num_outputs": y_block.num_outputs,
         "classes": list(y_block.vocab) if y_block.vocab is not None else None,
         "preprocessing": prep,
-        "metrics": metrics or {},
+        # the last epoch's numbers when the caller gives none (a Learner exported from Python)
+        "metrics": metrics or ({"last_epoch": {k: v for k, v in learn.epoch_log.items() if k not in ("time", "step")}}
+                               if learn.epoch_log else {}),
         "provenance": {
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "data": getattr(dls.train_ds, "source", None),
@@ -68,4 +74,35 @@ def export(learn, path, metrics=None, provenance=None, preprocessing=None):
             **(provenance or {}),
         },
     }
-    return write_model_dir(path, learn.model, meta)
+    if learn.plan is None and not learn.epoch_log:
+        warn("exporting a model that was never trained: its head is as it was made (random); train it first "
+             "(fine_tune, fit_one_cycle) unless that is what you want.")
+    written = write_model_dir(path, learn.model, meta)
+    record = split_record(dls) if prep.get("kind", "image") == "image" else None
+    if record is not None:  # so `centaur report` and ClassificationInterpretation.from_model_dir can use it
+        (written / "split.json").write_text(json.dumps(record))
+    return written
+
+
+def split_record(dls, data=None):
+    """Which files trained and which validated, with their labels, relative to the data's root
+    (`data`, by default the folder all the files share); None when the items are not files.
+
+    `centaur report` evaluates on exactly these validation files and checks the two sides for
+    duplicates, so the model directory must say which they were.
+    """
+    xs = [x for ds in (dls.train_ds, dls.valid_ds) for x in getattr(ds, "xs", [])]
+    if not xs or not all(isinstance(x, (str, os.PathLike)) for x in xs):
+        return None
+    if data is None:
+        root = Path(os.path.commonpath([str(Path(x).resolve().parent) for x in xs]))
+    else:
+        data = Path(data).resolve()
+        root = data if data.is_dir() else data.parent
+
+    def rel(x):
+        p = Path(x).resolve()
+        return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
+
+    return {"root": str(root), **{side: [[rel(x), y] for x, y in zip(ds.xs, ds.ys)]
+                                  for side, ds in (("train", dls.train_ds), ("valid", dls.valid_ds))}}

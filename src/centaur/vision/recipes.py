@@ -18,7 +18,7 @@ from ..data.splitters import FolderSplitter, RandomSplitter
 from ..data.transforms import Resize
 from ..train.checkpoint import check_resume
 from ..train.distributed import cpu_threads, distributed, is_main_process, quiet_unless_main
-from ..train.export import export
+from ..train.export import export, split_record
 from ..train.metrics import accuracy, confidence_interval, f1_macro, majority_baseline
 from .learner import vision_learner
 
@@ -66,23 +66,6 @@ def print_report(report, out=None):
     print(f"  accuracy  {a['value']:.3f}  (95% CI {a['ci95'][0]:.3f} to {a['ci95'][1]:.3f})", file=out)
     print(f"  F1 macro  {f['value']:.3f}  (95% CI {f['ci95'][0]:.3f} to {f['ci95'][1]:.3f})", file=out)
     print(f"  baseline  {b['accuracy']:.3f}  (always '{b['class']}', the most common training class)", file=out)
-
-
-def split_record(dls, data):
-    """Which files trained and which validated, with their labels, relative to the data's root.
-
-    `centaur report` evaluates on exactly these validation files and checks the two sides for
-    duplicates, so the model directory must say which they were.
-    """
-    data = Path(data).resolve()
-    root = data if data.is_dir() else data.parent
-
-    def rel(x):
-        p = Path(x).resolve()
-        return p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
-
-    return {"root": str(root), **{side: [[rel(x), y] for x, y in zip(ds.xs, ds.ys)]
-                                  for side, ds in (("train", dls.train_ds), ("valid", dls.valid_ds))}}
 
 
 def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpoint, resume):
