@@ -160,3 +160,25 @@ def test_heatmaps_drawn_at_once_with_batches_are_each_their_own(tiny_model, tmp_
     explained = [r.json() for i, r in enumerate(mixed) if i % 2]
     assert all(r["heatmap"] == alone.json()["heatmap"] for r in explained)  # the same image, the same map
     assert all("heatmap" not in r.json() for i, r in enumerate(mixed) if i % 2 == 0)
+
+
+def test_people_contesting_at_the_same_moment_all_have_their_cases_kept(tiny_model, tmp_path):
+    # the store's one SQLite connection is used from the server's threads at once
+    async def main():
+        app, client, lifespan = await _serve(tiny_model, tmp_path, max_batch_size=8, max_wait_ms=5)
+        try:
+            preds = await asyncio.gather(*(_post_image(client) for _ in range(24)))
+            classes = (await client.get("/model")).json()["classes"]
+            answers = [next(c for c in classes if c != p.json()["label"]) for p in preds]
+            posted = await asyncio.gather(*(client.post("/feedback", json={
+                "prediction_id": p.json()["prediction_id"], "correct": a}) for p, a in zip(preds, answers)))
+        finally:
+            await client.aclose()
+            await lifespan.__aexit__(None, None, None)
+        return posted, answers
+
+    posted, answers = run(main())
+    assert [r.status_code for r in posted] == [201] * 24
+    import sqlite3
+    rows = sqlite3.connect(tmp_path / "f.sqlite").execute("SELECT id, correct FROM feedback").fetchall()
+    assert sorted(r.json()["id"] for r in posted) == sorted(i for i, _ in rows) and len(rows) == 24

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 from ..core.errors import CentaurError
@@ -38,11 +39,16 @@ CREATE TABLE IF NOT EXISTS feedback (
 class FeedbackStore:
     """Append-only store of contested predictions in one SQLite file.
 
+    One connection serves every thread of the server, so each use of it holds a lock: two
+    people contesting at the same moment would otherwise interleave on one transaction, and
+    one of their cases would be lost.
+
     >>> store = FeedbackStore("feedback.sqlite")  # doctest: +SKIP
     """
 
     def __init__(self, path):
         self.path = Path(path)
+        self.lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
@@ -60,7 +66,7 @@ class FeedbackStore:
             input_name=None, comment=None):
         """Store one case; returns its id. Committed before returning."""
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        with self.db:  # isolation_level=None: the with block is our explicit transaction
+        with self.lock, self.db:  # isolation_level=None: the with block is our explicit transaction
             self.db.execute("BEGIN IMMEDIATE")
             cur = self.db.execute(
                 "INSERT INTO feedback (created_at, model_version, prediction_id, input_kind, input_name, "
@@ -72,18 +78,21 @@ class FeedbackStore:
 
     def cases(self):
         """Every case as a dict, oldest first (input bytes under 'input')."""
-        cur = self.db.execute("SELECT * FROM feedback ORDER BY id")
-        names = [d[0] for d in cur.description]
-        for row in cur:
+        with self.lock:
+            cur = self.db.execute("SELECT * FROM feedback ORDER BY id")
+            names, rows = [d[0] for d in cur.description], cur.fetchall()
+        for row in rows:
             case = dict(zip(names, row))
             case["prediction"], case["correct"] = json.loads(case["prediction"]), json.loads(case["correct"])
             yield case
 
     def count(self):
-        return self.db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
+        with self.lock:
+            return self.db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
 
     def close(self):
-        self.db.close()
+        with self.lock:
+            self.db.close()
 
 
 def export_feedback(db_path, out, target="label", columns=None):
