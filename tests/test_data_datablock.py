@@ -407,6 +407,15 @@ def test_show_batch_writes_a_png(tmp_path):
         with Image.open(path) as img:
             assert img.format == "PNG" and img.size[0] > 50
             img.load()
+    png = dls.show_batch()  # in a notebook: shown inline
+    assert png[:4] == b"\x89PNG" and png._repr_png_() == bytes(png)
+
+
+def test_test_dl_takes_a_list_or_one_folder(tmp_path):
+    files = make_folder(tmp_path / "data", n=3)
+    dls = folder_block().dataloaders(tmp_path / "data", bs=4)
+    assert len(dls.test_dl(files).dataset) == len(dls.test_dl(tmp_path / "data").dataset) == 9
+    assert len(dls.test_dl(str(files[0])).dataset) == 1
 
 
 def epoch_order(dls):

@@ -173,6 +173,49 @@ def test_predictor_errors(predictor, tmp_path):
         predictor.predict_paths([tmp_path / "nothere.png"])
 
 
+def test_predict_a_picture_already_in_memory(predictor, tiny_data):
+    import numpy as np
+    from PIL import Image
+    from centaur.core.images import open_image
+    path = get_image_files(tiny_data / "face")[0]
+    by_path = predictor.predict(path)
+    with Image.open(path) as img:
+        assert predictor.predict(img) == by_path  # a Pillow image, as fastai's learn.predict takes
+        mode = img.mode
+        predictor.predict(img)
+        assert img.mode == mode  # the caller's image is left as it was
+    pixels = np.asarray(open_image(path))
+    assert predictor.predict(pixels) == by_path  # uint8 (H, W, 3)
+    assert predictor.predict(pixels / 255.0)["label"] == by_path["label"]  # floats in 0..1
+    assert [r["file"] for r in predictor.predict_many([pixels, path])] == ["<ndarray>", str(path)]
+    with pytest.raises(ImageError, match=r"shape \(3, 32, 32\).*channels last"):
+        predictor.predict(np.zeros((3, 32, 32), np.uint8))
+    with pytest.raises(ImageError, match="int64 values"):
+        predictor.predict(np.zeros((32, 32, 3), np.int64))
+    with pytest.raises(ImageError, match="over the limit"):
+        open_image(np.zeros((10, 10, 3), np.uint8), max_pixels=50)
+
+
+def test_predictor_says_what_it_takes(predictor, tiny_data):
+    import pandas as pd
+    folder = tiny_data / "food"
+    # one folder as a plain string: its images, not the characters of its name ('/' is the whole disk)
+    assert len(list(predictor.predict_paths(str(folder)))) == len(get_image_files(folder))
+    with pytest.raises(TypeError, match=r"not a DataFrame \(for a table of file names, pass its column"):
+        predictor.predict_paths(pd.DataFrame({"file": [str(folder)]}))
+    with pytest.raises(TypeError, match="not a int"):
+        predictor.predict_paths([3])
+    with pytest.raises(TypeError, match="for one image use predict, for a folder predict_paths"):
+        predictor.predict_many(str(folder))
+    for k in (0, -1, "2", 1.5, True):
+        with pytest.raises(ValueError, match="top_k is how many"):
+            predictor.predict(get_image_files(folder)[0], top_k=k)
+        with pytest.raises(ValueError, match="top_k is how many"):
+            predictor.predict_many([folder], top_k=k)  # at the call, before any image is read
+    with pytest.raises(TypeError, match="not a DataFrame"):
+        Predictor(pd.DataFrame({"a": [1]}))
+
+
 def test_predict_a_real_emoji_folder(predictor):
     rows = list(predictor.predict_paths([EMOJI / "flag"]))
     assert len(rows) == len(get_image_files(EMOJI / "flag"))

@@ -451,6 +451,8 @@ def test_recorder_plots_losses(tmp_path):
     assert [e["step"] for e in learn.recorder.epochs] == [4, 8]
     path = learn.recorder.plot_loss(tmp_path / "loss.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+    png = learn.recorder.plot_loss()  # in a notebook: shown inline
+    assert png[:4] == b"\x89PNG" and png._repr_png_() == bytes(png)
 
 
 def test_lr_find_bad_range_and_training_mode():

@@ -2,6 +2,7 @@
 
 It imports nothing from train/: a server or a script that only predicts stays small.
 """
+import os
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
@@ -104,6 +105,7 @@ class Predictor:
         return self._result(self.activate(logits)[0], top_k), to_png(overlay(image, cam[0]))
 
     def _result(self, probs, top_k):
+        _check_top_k(top_k)
         if self.task == "regression":
             return {"value": probs.tolist() if probs.numel() > 1 else probs.item()}
         if self.task == "multi_label":
@@ -125,6 +127,13 @@ class Predictor:
         others. The next batch is decoded in a thread while the model runs on this one
         (Pillow releases the GIL while decoding), so decoding hides behind the forward pass.
         """
+        if isinstance(sources, (str, os.PathLike, bytes, bytearray)) or not hasattr(sources, "__iter__"):
+            raise TypeError(f"predict_many takes a list of images, not a {type(sources).__name__}; for one image "
+                            "use predict, for a folder predict_paths.")
+        _check_top_k(top_k)  # now, not at the first image
+        return self._predict_many(sources, top_k)
+
+    def _predict_many(self, sources, top_k):
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = None
             for chunk in _chunks(sources, self.batch_size):
@@ -138,7 +147,8 @@ class Predictor:
         """[(name, uint8 tensor or None, error or None)] for a list of sources."""
         out = []
         for src in chunk:
-            name = str(src) if not isinstance(src, (bytes, bytearray)) else "<bytes>"
+            name = (str(src) if isinstance(src, (str, os.PathLike)) else "<bytes>" if isinstance(src, (bytes, bytearray))
+                    else f"<{type(src).__name__}>")
             try:
                 out.append((name, self.preprocess(src), None))
             except ImageError as e:
@@ -154,6 +164,11 @@ class Predictor:
     def predict_paths(self, paths, top_k=3):
         """Predict files and folders (folders are searched for images recursively)."""
         return self.predict_many(image_paths(paths), top_k)
+
+
+def _check_top_k(top_k):
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+        raise ValueError(f"top_k is how many of the likeliest classes to list: a whole number from 1, not {top_k!r}.")
 
 
 def _chunks(items, size):

@@ -20,7 +20,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 # which would need 30 GB of RAM to decode, is refused from its header alone.
 MAX_PIXELS = 40_000_000
 
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
 
 # warnings.catch_warnings swaps the process-wide filter list and is not thread-safe before
 # Python 3.14 (two overlapping threads can leave a filter behind for good). The server opens
@@ -65,6 +65,9 @@ def is_image_file(path) -> bool:
 def open_image(source: Source, max_pixels: int = MAX_PIXELS, *, name: str | None = None) -> Image.Image:
     """Open a path or the bytes of an upload as a fully decoded RGB image, or raise ImageError.
 
+    A picture already in memory works too: a Pillow image (left as it is; an RGB copy is
+    returned) or a uint8 array of shape (H, W), (H, W, 3) or (H, W, 4), or floats in 0..1.
+
     The size is checked from the header before any pixel is decoded (decompression bombs),
     the whole image is then decoded so a truncated file fails here and not mid-training,
     EXIF orientation is applied, transparency is composited on white, and 16-bit or float
@@ -87,10 +90,12 @@ def open_image(source: Source, max_pixels: int = MAX_PIXELS, *, name: str | None
         label = name or str(path)
         _check_file(path, label)
         opener = lambda: Image.open(path)  # noqa: E731
+    elif isinstance(source, (Image.Image, np.ndarray)):
+        return _in_memory(source, max_pixels, name or f"<{type(source).__name__}>")
     else:
         raise TypeError(
-            f"open_image takes a path (str or Path) or bytes, got {type(source).__name__}; "
-            "pass the file's path, or its contents as bytes."
+            f"open_image takes a path (str or Path), bytes, a Pillow image or a numpy array, got "
+            f"{type(source).__name__}; pass the file's path, or its contents as bytes."
         )
 
     img = _open_header(opener, label, max_pixels)
@@ -104,6 +109,35 @@ def open_image(source: Source, max_pixels: int = MAX_PIXELS, *, name: str | None
         if rgb is img:
             rgb = img.copy()  # detach from the file we are about to close
     return rgb
+
+
+def _in_memory(source, max_pixels, label):
+    """A Pillow image or a numpy array as an RGB Pillow image, under the same pixel limit."""
+    if isinstance(source, np.ndarray):
+        a = source
+        if a.ndim == 3 and a.shape[-1] == 1:
+            a = a[..., 0]
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or 0 in a.shape:
+            raise ImageError(label, f"an array of shape {a.shape}", "give (height, width), (height, width, 3) "
+                             "or (height, width, 4): channels last, as numpy and Pillow hold pictures")
+        if a.dtype.kind == "f" and np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1:
+            a = (a * 255).round().astype(np.uint8)
+        if a.dtype == np.bool_:
+            a = a.astype(np.uint8) * 255
+        if a.dtype != np.uint8:
+            raise ImageError(label, f"an array of {a.dtype} values", "give uint8 values (0 to 255) or "
+                             "floats from 0 to 1")
+        source = Image.fromarray(np.ascontiguousarray(a))
+    width, height = source.size
+    if width * height > max_pixels:
+        raise ImageError(label, f"{width}x{height} = {width * height:,} pixels, over the limit of "
+                         f"{max_pixels:,}", "resize it first, or raise max_pixels if you trust it")
+    try:
+        source.load()
+    except Exception as error:
+        raise ImageError(label, f"truncated or corrupt ({_describe(error)})") from error
+    rgb = _to_rgb(_apply_orientation(source), label)
+    return rgb.copy() if rgb is source else rgb
 
 
 def verify_images(paths: Iterable, max_pixels: int = MAX_PIXELS) -> tuple[list[Path], list[tuple[Path, str]]]:

@@ -64,9 +64,19 @@ def image_paths(paths):
     A folder without images or a path that does not exist is a CentaurError.
 
     >>> image_paths(["photo.jpg", "more_photos/"])  # doctest: +SKIP
+    >>> image_paths("more_photos/")                   # doctest: +SKIP
     """
+    if isinstance(paths, (str, os.PathLike)):  # one path, not its characters ('/' is the whole disk)
+        paths = [paths]
+    if not hasattr(paths, "__iter__") or hasattr(paths, "columns"):
+        raise TypeError(f"give image paths: a file or folder, or a list of them, not a {type(paths).__name__}"
+                        + (" (for a table of file names, pass its column: df['file'])" if hasattr(paths, "columns")
+                           else "") + ".")
     files = []
-    for p in map(Path, paths):
+    for p in paths:
+        if not isinstance(p, (str, os.PathLike)):
+            raise TypeError(f"give image paths (str or Path), not a {type(p).__name__}: {p!r:.80}.")
+        p = Path(p)
         if p.is_dir():
             found = get_image_files(p)
             if not found:

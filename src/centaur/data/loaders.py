@@ -3,12 +3,15 @@ import copy
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader as TorchLoader, Dataset
 
 from ..core.errors import CentaurError
+from ..core.figures import new_figure, save_png
+from .getters import image_paths
 
 
 class Datasets(Dataset):
@@ -180,17 +183,16 @@ class DataLoaders:
             dl.mean, dl.std = tuple(mean), tuple(std)
 
     def test_dl(self, xs, bs=None):
-        """A DataLoader over new items (paths), processed like validation data."""
+        """A DataLoader over new items (paths: a list, or one file or folder), processed like validation data."""
+        if isinstance(xs, (str, os.PathLike)):  # one path, not its characters
+            xs = image_paths(xs)
         ds = Datasets(xs, [None] * len(xs), self.train_ds.x_block, None, self.item_tfms, train=False)
         return DataLoader(ds, bs or self.bs, batch_tfms=self.valid.batch_tfms, mean=self.valid.mean,
                           std=self.valid.std)
 
-    def show_batch(self, path, max_n=16, train=True):
-        """Write a PNG grid of a batch (augmented if train) with labels; returns the path."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+    def show_batch(self, path=None, max_n=16, train=True):
+        """A grid of a batch (augmented if train) with labels: written to `path` (a PNG file;
+        returns the path), or without one returned as PNG bytes, which a notebook shows."""
         dl = self.train if train else self.valid
         xb, yb = next(iter(dl._torch_loader()))
         xb = dl.process(xb, augment=train)[:max_n]
@@ -199,19 +201,15 @@ class DataLoaders:
         n = len(xb)
         cols = math.ceil(math.sqrt(n))
         rows = math.ceil(n / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
+        fig, axes = new_figure(2 * cols, 2.2 * rows, rows, cols)
         for ax in axes.flat:
             ax.axis("off")
         for ax, x, y in zip(axes.flat, xb, yb):
             ax.imshow(x.clamp(0, 1).permute(1, 2, 0).numpy())
             if self.y_block is not None:
                 ax.set_title(_label_text(self.y_block.decode(y)), fontsize=9)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        return path
+        png = save_png(fig, path, dpi=80)
+        return png if path is None else Path(path)
 
 
 def _label_text(label):

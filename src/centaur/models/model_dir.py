@@ -70,6 +70,8 @@ def _sha256(file):
 
 def read_meta(path):
     """Read and validate model.json, saying exactly what is wrong with a damaged or foreign one."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"give the model directory's path (str or Path), not a {type(path).__name__}.")
     path = Path(path)
     if not path.exists():
         raise CentaurError(f"model directory {str(path)!r} does not exist; give the folder written by "

@@ -9,6 +9,7 @@ import sys
 import time
 
 from ..core.errors import CentaurError, did_you_mean
+from ..core.figures import new_figure, save_png
 from .schedule import one_cycle
 
 EVENTS = (
@@ -100,12 +101,11 @@ class Recorder(Callback):
     def after_epoch(self):
         self.epochs.append(dict(self.learn.epoch_log))
 
-    def plot_loss(self, path):
-        """Write the training loss per batch and validation loss per epoch to a PNG."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 4))
+    def plot_loss(self, path=None):
+        """The training loss per batch and validation loss per epoch: written to `path` (a PNG file;
+        returns the path), or without one returned as PNG bytes, which a notebook shows."""
+        fig, axes = new_figure(6, 4)
+        ax = axes[0, 0]
         ax.plot(self.losses, label="train", alpha=0.7)
         if self.epochs:
             steps = [e["step"] for e in self.epochs]
@@ -113,10 +113,8 @@ class Recorder(Callback):
         ax.set_xlabel("batch")
         ax.set_ylabel("loss")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        return path
+        png = save_png(fig, path)
+        return png if path is None else path
 
 
 class ProgressCallback(Callback):

@@ -43,6 +43,8 @@ def export(learn, path, metrics=None, provenance=None, preprocessing=None):
 
     >>> export(learn, "models/emoji")  # doctest: +SKIP
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"export writes to a folder: give its path (str or Path), not a {type(path).__name__}.")
     if getattr(learn, "preprocessing", None) is None:
         raise CentaurError("this Learner has no preprocessing description (architecture, mean, std), so its "
                            "model directory could not be used; build it with vision_learner, or set "

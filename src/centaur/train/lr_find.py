@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from ..core.errors import CentaurError
+from ..core.figures import new_figure, save_png
 from ..core.log import logger
 
 
@@ -87,16 +88,12 @@ def valley(lrs, losses):
 
 
 def _plot(lrs, losses, suggestion, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = new_figure(6, 4)
+    ax = axes[0, 0]
     ax.plot(lrs, losses)
     ax.axvline(suggestion, color="red", linestyle="--", label=f"suggestion {suggestion:.1e}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss (smoothed)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path)
