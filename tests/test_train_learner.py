@@ -101,6 +101,21 @@ def test_callback_classes_and_names():
         learn.add_cbs([object()])
 
 
+def test_a_callback_attached_twice_runs_once_and_removal_says_what_is_attached():
+    learn = tiny_learner()
+    rec = AllEvents()
+    learn.add_cbs([rec, rec])
+    learn.fit(1, cbs=[rec])  # already attached: fit neither doubles it nor detaches it afterwards
+    assert rec.events.count("before_fit") == 1 and [c for c in learn.cbs if c is rec] == [rec]
+    learn.remove_cbs(AllEvents)  # a class detaches every attached one of it
+    assert rec not in learn.cbs and not hasattr(learn, "all_events")
+    with pytest.raises(CentaurError, match="AllEvents is not attached to this Learner; attached are: Recorder"):
+        learn.remove_cbs(rec)
+    learn.add_cbs(EarlyStopping)  # one callback needs no list
+    learn.remove_cbs(learn.early_stopping)
+    assert not hasattr(learn, "early_stopping")
+
+
 def test_unknown_metric_and_bad_epochs():
     with pytest.raises(CentaurError, match="Did you mean: 'accuracy'"):
         tiny_learner(metrics=["accuracyy"])

@@ -71,9 +71,14 @@ class Learner:
     def add_cbs(self, cbs):
         """Add callbacks (instances or classes); returns the instances added.
 
-        All are checked before any is added, so a refused one leaves the Learner as it was.
+        All are checked before any is added, so a refused one leaves the Learner as it was. One
+        already attached is not attached again (it would run twice on every event).
         """
-        added = [cb() if isinstance(cb, type) else cb for cb in cbs]
+        added = []
+        for cb in (cbs if isinstance(cbs, (list, tuple)) else [cbs]):
+            cb = cb() if isinstance(cb, type) else cb
+            if not any(cb is c for c in self.cbs + added):
+                added.append(cb)
         names = {}
         for cb in added:
             if not isinstance(cb, Callback):
@@ -94,7 +99,15 @@ class Learner:
         return added
 
     def remove_cbs(self, cbs):
-        for cb in cbs:
+        """Detach callbacks: instances, or classes (every attached one of that class)."""
+        cbs = cbs if isinstance(cbs, (list, tuple)) else [cbs]
+        found = [c for cb in cbs for c in self.cbs if c is cb or (isinstance(cb, type) and type(c) is cb)]
+        missing = [cb for cb in cbs if not any(c is cb or type(c) is cb for c in found)]
+        if missing:
+            names = ", ".join(getattr(cb, "__name__", None) or type(cb).__name__ for cb in missing)
+            raise CentaurError(f"{names} is not attached to this Learner; attached are: "
+                               f"{', '.join(type(c).__name__ for c in self.cbs)}.")
+        for cb in dict.fromkeys(found):
             self.cbs.remove(cb)
             attr = _snake(cb.name)
             if getattr(self, attr, None) is cb:
