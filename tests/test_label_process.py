@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -68,6 +69,46 @@ def test_a_killed_workbench_loses_nothing(tmp_path):
         assert _call(url, "api/redo", {})["labels"] == {"animal": 10, "food": 10}  # the undone step too
         assert _call(url, "api/undo", {})["labels"] == {"animal": 10, "food": 4}
         assert _call(url, "api/undo", {})["labels"] == {"animal": 10}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_ctrl_c_stops_at_once_while_a_layout_is_computing(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for kind in ("animal", "food"):
+        for f in sorted((EMOJI / kind).glob("*.png"))[:10]:
+            shutil.copy(f, folder / f"{kind}_{f.name}")
+    proc, url = _start(folder)
+    _wait_until_embedded(url)
+    ids = _call(url, "api/images")["ids"]
+    _call(url, "api/labels", {"ids": ids[:3], "label": "animal"})
+    answered = []
+
+    def ask_for_umap():  # a page asking for a new layout; UMAP's first run compiles for seconds
+        try:
+            with urllib.request.urlopen(url + "api/layout?layer=last&method=umap", timeout=60) as r:
+                answered.append(r.status)
+        except Exception as e:
+            answered.append(repr(e))
+
+    asking = threading.Thread(target=ask_for_umap)
+    asking.start()
+    time.sleep(0.5)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    status = proc.wait(timeout=60)
+    stopped_in = time.monotonic() - start
+    asking.join()
+    err = proc.stderr.read()
+    assert status == 130 and "stopped by Ctrl-C." in err
+    assert "Traceback" not in err and "ERROR" not in err, err  # a cut-off layout is expected, not an error
+    assert stopped_in < 8, (stopped_in, answered)  # it waited for UMAP to finish: 10 s and more
+
+    proc, url = _start(folder)
+    try:
+        assert _call(url, "api/project")["labels"] == {"animal": 3}
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
 
 def test_export_then_load_gives_identical_outputs(trained):
     learn, out = trained
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors", "split.json"]
     model, meta = load_model_dir(out)
     assert not model.training
     xb, _ = learn.dls.valid.one_batch()

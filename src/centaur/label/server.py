@@ -1,4 +1,7 @@
 """`centaur label FOLDER`: the workbench on 127.0.0.1, its URL printed and opened in a browser."""
+import asyncio
+import logging
+import os
 import secrets
 import sys
 import webbrowser
@@ -34,12 +37,29 @@ def run_workbench(folder, host="127.0.0.1", port=0, store=None, token=None, open
             opened = False
         if not opened:
             print("no browser found here: open the URL above in one", file=sys.stderr, flush=True)
-    config = uvicorn.Config(create_app(project, token=token), log_level="warning", timeout_graceful_shutdown=5)
+    # label writes take milliseconds: 2 s is ample for those in flight when Ctrl-C comes
+    config = uvicorn.Config(create_app(project, token=token), log_level="warning", timeout_graceful_shutdown=2)
+    logging.getLogger("uvicorn.error").addFilter(_quiet_cancel)
+    status = 0
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        print("stopped by Ctrl-C.", file=sys.stderr)
+        status = 130
     finally:
         project.close()
-    return 0
+    # Every label is committed as it is made and the project is closed now. What may still run is
+    # a layout for a page that is gone (UMAP's first run compiles for 10 s or more), in a thread
+    # the interpreter would wait for: leave without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _quiet_cancel(record):
+    """A request Ctrl-C cuts off (a layout still computing) is expected: no ERROR and traceback for it."""
+    cancelled = record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError)
+    return not cancelled and not record.getMessage().startswith("Cancel ")
 
 
 def export_project(folder, out, store=None, mode="link", train=False, size=160):
