@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from centaur.cli import main
+from centaur.core.errors import CentaurError
 from centaur.inference import Predictor
 from centaur.models.model_dir import load_model_dir
 
@@ -94,6 +95,20 @@ def test_onnx_export_matches_pytorch_and_serves(tiny_model, tmp_path):
         assert c.get("/model").json()["runtime"] == "onnx"
         body = c.post("/predict?explain=true", content=png_bytes("face", 1), headers={"content-type": "image/png"}).json()
         assert body["label"] == torch_p.predict(png_bytes("face", 1))["label"] and body["heatmap"]
+
+    # retrained into the same folder: the old graph must not answer under the new model's version
+    from centaur.models.model_dir import write_model_dir
+    meta = json.loads((model_dir / "model.json").read_text())
+    with torch.no_grad():
+        list(model.parameters())[-1].add_(1.0)
+    write_model_dir(model_dir, model, {k: v for k, v in meta.items() if k not in ("format", "weights_sha256")})
+    with pytest.raises(CentaurError, match="exported from other weights.*centaur export .* --onnx"):
+        Predictor(model_dir, runtime="onnx")
+    result = run_centaur("serve", model_dir, "--runtime", "onnx", "--port", "0", "--feedback-db", tmp_path / "f")
+    assert result.returncode == 2 and "retrained since" in result.stderr
+    assert main(["export", str(model_dir), "--onnx"]) == 0
+    assert Predictor(model_dir, runtime="onnx").predict(png_bytes("face", 1))["label"] == \
+        Predictor(model_dir).predict(png_bytes("face", 1))["label"]
 
 
 def test_the_listening_socket_sends_small_replies_at_once():

@@ -46,7 +46,8 @@ class Predictor:
         self.model = fold_batchnorm(model, torch.zeros(1, 3, *size)).to(memory_format=torch.channels_last)
         if runtime == "onnx":
             from .models.onnx import ONNX_FILE, OnnxModel
-            self.model, self.torch_model = OnnxModel(self.model_dir / ONNX_FILE, threads), self.model
+            self.model, self.torch_model = OnnxModel(self.model_dir / ONNX_FILE, threads,
+                                                                 self.meta.get("weights_sha256")), self.model
         else:
             self.torch_model = self.model
         self.mean = torch.tensor(prep["mean"]).view(1, -1, 1, 1)
