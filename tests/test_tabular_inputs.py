@@ -260,3 +260,22 @@ def test_rows_from_a_year_never_seen_count_as_unseen(hotels, tmp_path, capsys):
     made_from_date = [c for c in predictor.unseen_ if c.startswith("arrival_")]
     assert made_from_date, predictor.unseen_  # the date's parts are what is unseen here
     assert (predictor.unseen_rows_ >= 1).all()  # and each row says so, as the per-column counts do
+
+
+def test_a_model_trained_on_iso_dates_refuses_new_dates_that_read_both_ways(hotels, tmp_path):
+    from centaur.core.errors import CentaurError
+    from centaur.inference import TabularPredictor
+    path = tmp_path / "t.csv"
+    hotels.to_csv(path, index=False)
+    out = tmp_path / "m"
+    assert _train(path, "--target", "avg_price_per_room", "--date", "arrival_date", out=out) == 0
+    predictor = TabularPredictor(out)
+    day = pd.to_datetime(hotels["arrival_date"]).dt.day
+    late = hotels[day > 12].head(20)  # 25/08/2017 can only be day first
+    written = late.assign(arrival_date=pd.to_datetime(late["arrival_date"]).dt.strftime("%d/%m/%Y"))
+    assert predictor.predict_table(written)["prediction"].to_numpy() == \
+        pytest.approx(predictor.predict_table(late)["prediction"].to_numpy())
+    early = hotels[day <= 12].head(20)  # 01/08/2017: 1 August or 8 January
+    written = early.assign(arrival_date=pd.to_datetime(early["arrival_date"]).dt.strftime("%d/%m/%Y"))
+    with pytest.raises(CentaurError, match="month first and as day first alike.*trained on ISO dates.*yyyy-mm-dd"):
+        predictor.predict_table(written)

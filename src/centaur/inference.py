@@ -167,6 +167,17 @@ class Predictor:
         return self.predict_many(image_paths(paths), top_k)
 
 
+def _check_unambiguous(series, name):
+    """Refuse dates that read as month first and day first alike, for a model trained on ISO dates."""
+    from .data.dates import read_dates
+    dates, how = read_dates(series, name)
+    if how["ambiguous"]:
+        example = series[dates.notna().to_numpy()].iloc[0]
+        raise CentaurError(f"the dates in {name!r} read as month first and as day first alike (e.g. {example!r}: "
+                           "no first or second field is above 12), and the model was trained on ISO dates, so "
+                           "nothing says which is meant. Give them as yyyy-mm-dd.")
+
+
 def _check_top_k(top_k):
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k is how many of the likeliest classes to list: a whole number from 1, not {top_k!r}.")
@@ -225,7 +236,10 @@ class TabularPredictor:
             keep = df[date]
             # read as the training dates were: new rows whose days are all 12 or under would read
             # month-first otherwise, for a model trained on day-first dates
-            df, _ = add_date_parts(df, date, drop=True, dayfirst=dayfirst_of(self.prep.get("date_format")))
+            dayfirst = dayfirst_of(self.prep.get("date_format"))
+            if dayfirst is None:  # trained on ISO dates: nothing says how to read 01/08/2017
+                _check_unambiguous(df[date], date)
+            df, _ = add_date_parts(df, date, drop=True, dayfirst=dayfirst)
             if self.prep.get("holidays"):
                 df[date] = keep
                 df, _ = add_holidays(df, date, self.prep["holidays"])
