@@ -67,55 +67,84 @@ def build_parser():
     parser = _Parser(prog="centaur", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="fine-tune a pretrained image classifier on a folder or CSV",
-                       description="Fine-tune a pretrained network on FOLDER (one subfolder per class, "
-                                   "optionally inside train/ and valid/) or on a CSV of file,label.")
-    t.add_argument("data", help="folder of class subfolders, or a CSV with file and label columns")
-    t.add_argument("--out", help="model directory to write (default: models/<data name>)")
-    t.add_argument("--arch", default="lite0", help="'lite0' (pretrained, offline) or any timm name")
-    t.add_argument("--scratch", action="store_true", help="train from random weights (no pretraining)")
-    t.add_argument("--weights", help="a local .safetensors file with the body's starting weights")
-    t.add_argument("--epochs", type=_positive_int, help="epochs with the whole network training (images: 3, "
-                                                        "tables: 5)")
+    t = sub.add_parser("train", help="train a model: an image classifier (a folder or CSV of images) or a table "
+                                     "model (a CSV or Parquet table with --target)",
+                       description="Images: fine-tune a pretrained network on DATA, a folder with one subfolder per "
+                                   "class (optionally inside train/ and valid/ subfolders, which then set the split) "
+                                   "or a CSV of file,label. Tables: give a CSV or Parquet table and the column to "
+                                   "predict with --target (see the options for tables below). The model directory "
+                                   "is written to --out.")
+    t.add_argument("data", help="folder of class subfolders, or a CSV with file and label columns; for a table model, "
+                                "a CSV or Parquet table")
+    t.add_argument("--out", help="model directory to write (default: models/<name of DATA>)")
+    t.add_argument("--arch", default="lite0", help="network to use: 'lite0' (EfficientNet-Lite0, pretrained, works offline) or the name of any "
+                        "timm architecture (default: lite0)")
+    t.add_argument("--scratch", action="store_true", help="start from random weights instead of pretrained ones "
+                                                                "(needs far more images)")
+    t.add_argument("--weights", help="a local .safetensors file with the network's starting weights")
+    t.add_argument("--epochs", type=_positive_int, help="passes over the training data with the whole network "
+                                                        "learning (default: images 3, tables 5)")
     t.add_argument("--freeze-epochs", type=_non_negative_int, default=1,
-                   help="epochs training only the new head first (0: none)")
-    t.add_argument("--lr", help="base learning rate (images: 2e-3, or 'auto' to run lr_find first; tables: 1e-2)")
-    t.add_argument("--bs", type=_positive_int, help="batch size (images: 32, tables: 1024)")
-    t.add_argument("--size", type=_positive_int, default=128, help="image size in pixels")
-    t.add_argument("--resize", default="squish", choices=["crop", "pad", "squish"], help="how images become square")
-    t.add_argument("--valid-pct", type=_fraction, default=0.2, help="validation fraction for a random split")
-    t.add_argument("--seed", type=_seed, default=42, help="random seed: the split, the order, the augmentation")
-    t.add_argument("--no-augment", action="store_true", help="turn batch augmentation off")
-    t.add_argument("--file-col", default="file", help="CSV column with image paths")
-    t.add_argument("--label-col", default="label", help="CSV column with labels")
+                   help="images: passes training only the new last layer first, the "
+                        "pretrained rest kept as it is (default: 1; 0: none)")
+    t.add_argument("--lr", help="learning rate: how large each training step is (default: images 2e-3, tables 1e-2; "
+                                 "images also take 'auto', which tries rates first and picks one)")
+    t.add_argument("--bs", type=_positive_int, help="batch size: images or rows per training step (default: images 32, "
+                                                        "tables 1024)")
+    t.add_argument("--size", type=_positive_int, default=128,
+                   help="images are resized to this many pixels square (default: 128)")
+    t.add_argument("--resize", default="squish", choices=["crop", "pad", "squish"],
+                   help="how images become square: crop the middle, pad the edges, or squish (default: squish)")
+    t.add_argument("--valid-pct", type=_fraction, default=0.2,
+                   help="share of the data held back to check the model, chosen at random, when there are no "
+                        "train/ and valid/ folders; 0.2 or 20%% (default: 0.2)")
+    t.add_argument("--seed", type=_seed, default=42, help="random seed: the same seed gives the same split, order and "
+                                                        "augmentation (default: 42)")
+    t.add_argument("--no-augment", action="store_true", help="images: turn augmentation off (random flips, turns, zooms "
+                                                        "and lighting changes of the training images)")
+    t.add_argument("--file-col", default="file",
+                   help="with a CSV of images: the column with image paths (default: file)")
+    t.add_argument("--label-col", default="label",
+                   help="with a CSV of images: the column with labels (default: label)")
     t.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
     t.add_argument("--resume", action="store_true", help="go on from the checkpoint after a crash or Ctrl-C")
     t.add_argument("--nproc", type=_positive_int,
-                   help="train on N processes of this machine with DistributedDataParallel, started by torchrun "
-                        "(--bs is the total of a step, split among them); several machines: see the README")
-    t.add_argument("--bf16", action="store_true", help="forward passes under bfloat16 autocast (pays on GPUs and "
-                                                       "CPUs with AVX512-BF16 or AMX; off by default)")
+                   help="train with N processes on this machine, started by torchrun (--bs is the total of a "
+                        "step, split among them); for several machines, see the README")
+    t.add_argument("--bf16", action="store_true", help="compute in bfloat16, a shorter number format: faster on "
+                                                       "GPUs and on CPUs with AVX512-BF16 or AMX (off by default)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where to train: 'auto' (default) takes a CUDA GPU where PyTorch sees one, else the CPU; "
                         "with --nproc, one GPU per process")
-    t.add_argument("--compile", action="store_true", help="images: torch.compile the model (pays on long runs; "
-                                                          "off by default)")
+    t.add_argument("--compile", action="store_true", help="images: compile the model with torch.compile (pays on "
+                                                          "long runs; off by default)")
     tab = t.add_argument_group("tables (a CSV or Parquet file with --target)")
     tab.add_argument("--target", help="the column to predict; makes DATA a table")
-    tab.add_argument("--date", help="date column: expanded into parts, and the latest rows validate")
-    tab.add_argument("--valid-last", type=_fraction, help="with --date: the fraction of latest rows that validate")
-    tab.add_argument("--group", help="column whose groups are kept whole on one side of the split")
-    tab.add_argument("--cat", nargs="+", help="categorical columns (default: chosen by type)")
-    tab.add_argument("--cont", nargs="+", help="continuous columns (default: chosen by type)")
+    tab.add_argument("--date", help="date column: split into parts (year, month, day of week, ...), and the "
+                                   "latest rows are held back to check the model")
+    tab.add_argument("--valid-last", type=_fraction, help="with --date: the share of latest rows held back to check the "
+                                                          "model, like 0.2 or 20%% (default: --valid-pct)")
+    tab.add_argument("--group", help="column whose groups (a customer, a store) are kept whole on one side of "
+                                    "the split")
+    tab.add_argument("--cat", nargs="+", help="columns to treat as categories (default: chosen by type)")
+    tab.add_argument("--cont", nargs="+", help="columns to treat as numbers (default: chosen by type)")
     tab.add_argument("--task", choices=["regression", "classification", "multi_label"],
-                     help="default: chosen from the target (multi_label is never guessed)")
+                     help="what to predict: a number (regression), one class (classification) or several labels per "
+                          "row (multi_label) (default: chosen from the target; multi_label is never guessed)")
     tab.add_argument("--label-delim",
                      help="with --task multi_label: what separates the labels in a cell (default: a space)")
-    tab.add_argument("--holidays", help="country code for holiday features from the date, e.g. PT, US, DE")
-    tab.add_argument("--log-target", action="store_true", help="train on log(target), for percentage errors")
-    tab.add_argument("--layers", type=_positive_int, nargs="+", default=[200, 100], help="hidden layer sizes")
+    tab.add_argument("--holidays", help="with --date: country code (PT, US, DE, ...) for holiday features")
+    tab.add_argument("--log-target", action="store_true", help="learn the logarithm of the target: for targets such as "
+                                                                "prices, where relative errors matter")
+    tab.add_argument("--layers", type=_positive_int, nargs="+", default=[200, 100],
+                     help="sizes of the network's hidden layers (default: 200 100)")
 
-    p = sub.add_parser("predict", help="predict images (JSON lines) or a table (CSV) with a trained model")
+    p = sub.add_parser("predict", help="predict images (JSON lines) or a table (CSV) with a trained model",
+                       description="Predict with MODEL. An image model takes image files and folders (searched "
+                                   "with their subfolders) and prints one JSON line per image: its most likely "
+                                   "classes with their probabilities, or an 'error' for a file it cannot read. A "
+                                   "table model takes one CSV or Parquet table and prints CSV with one prediction per row. "
+                                   "--out writes a CSV or Parquet file instead.")
     p.add_argument("model", help="model directory written by `centaur train`")
     p.add_argument("paths", nargs="+", help="image files or folders; or one CSV/Parquet table for a table model")
     p.add_argument("--out", help="write predictions to this .csv or .parquet file, chunk by chunk; running the same "
@@ -124,13 +153,20 @@ def build_parser():
     p.add_argument("--chunk-size", type=_positive_int, help="with --out: images (default 512) or rows (100,000) "
                                                             "per chunk")
     p.add_argument("--workers", type=_positive_int, default=1,
-                   help="with --out: processes predicting images at once, each with a share of the threads")
-    p.add_argument("--top-k", type=_positive_int, default=3)
-    p.add_argument("--bs", type=_positive_int, default=32)
-    p.add_argument("--threads", type=_positive_int)
+                   help="with --out: processes predicting images at once, each with a share of the threads "
+                        "(default: 1)")
+    p.add_argument("--top-k", type=_positive_int, default=3,
+                   help="images: how many of the most likely classes to list for each (default: 3)")
+    p.add_argument("--bs", type=_positive_int, default=32,
+                   help="images: how many go through the model together; larger is often faster but takes more "
+                        "memory (default: 32)")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads (default: all cores)")
 
-    i = sub.add_parser("info", help="show what a model directory holds")
-    i.add_argument("model")
+    i = sub.add_parser("info", help="show what a model directory holds",
+                       description="Print, as JSON, what MODEL's model.json records: the architecture, the classes "
+                                   "or the target and columns, the preprocessing, the validation metrics and where "
+                                   "it came from (data, split, seed, software versions).")
+    i.add_argument("model", help="model directory written by `centaur train`")
 
     s = sub.add_parser("serve", help="serve a model: a web page and an HTTP API (127.0.0.1 by default)",
                        description="Serve MODEL (a model directory) over HTTP: a web page at /, POST /predict, "
@@ -143,15 +179,17 @@ def build_parser():
     s.add_argument("--runtime", choices=["torch", "onnx"], help="run the model with PyTorch (default) or "
                                                                  "onnxruntime (needs `centaur export MODEL --onnx`)")
     s.add_argument("--threads", type=_positive_int, help="CPU threads for the model (default: all cores)")
-    s.add_argument("--lone-threads", type=_non_negative_int, help="threads for a batch of one image (default 1; 0: "
-                                                                   "as many as --threads)")
-    s.add_argument("--max-batch-size", type=_positive_int, help="most requests run together (default 16)")
+    s.add_argument("--lone-threads", type=_non_negative_int, help="CPU threads when one image is predicted alone (default "
+                                                                   "1; 0: as many as --threads)")
+    s.add_argument("--max-batch-size", type=_positive_int, help="most requests the model runs together as one "
+                                                                     "batch (default 16)")
     s.add_argument("--max-wait-ms", type=float, help="how long a request waits for others to batch with (default 0: those "
                                                                  "that arrive while the model runs are batched)")
     s.add_argument("--max-body-bytes", type=_positive_int, help="largest request body (default 10,000,000)")
     s.add_argument("--max-pixels", type=_positive_int, help="largest image in pixels (default 20,000,000)")
     s.add_argument("--max-in-flight", type=_positive_int, help="most requests at once before 503 (default 64)")
-    s.add_argument("--timeout-s", type=float, help="seconds before a prediction answers 504 (default 30)")
+    s.add_argument("--timeout-s", type=float, help="seconds before a prediction gives up and answers "
+                                                           "504 (default 30)")
     s.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on POST requests (or set "
                                    "CENTAUR_SERVE_TOKEN, which keeps it out of the process list)")
     s.add_argument("--feedback-db", help="SQLite file for contested predictions (default MODEL/feedback.sqlite)")
@@ -166,12 +204,15 @@ def build_parser():
     lb.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
                                                         "any other needs a token, made up and printed if not given)")
     lb.add_argument("--token", help="token every request must carry (default: none on 127.0.0.1)")
-    lb.add_argument("--store", help="label store: an SQLite file or a postgresql:// URL (default FOLDER/.centaur)")
+    lb.add_argument("--store", help="label store: an SQLite file or a postgresql:// URL (default "
+                                     "FOLDER/.centaur/labels.sqlite)")
     lb.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
-    lb.add_argument("--size", type=_positive_int, default=160, help="image size for the embeddings (default 160)")
+    lb.add_argument("--size", type=_positive_int, default=160, help="image size in pixels for the network that lays "
+                                                                              "the images out (default 160)")
     lb.add_argument("--export", metavar="OUT", help="write labels, predictions, a folder per class and the model "
                                                     "to OUT, then exit, without serving")
-    lb.add_argument("--train", action="store_true", help="with --export: embed and train on the labels first")
+    lb.add_argument("--train", action="store_true", help="with --export: run the images through the "
+                                                                "network and train on the labels first")
     lb.add_argument("--copy", action="store_true", help="with --export: copy images into the class folders "
                                                         "instead of linking them")
 
@@ -186,30 +227,39 @@ def build_parser():
                                     "a table model, a column of the table or a CSV with a 'row' column")
     r.add_argument("--out", help="HTML file to write (default: MODEL/report.html)")
     r.add_argument("--no-checks", action="store_true", help="skip the duplicate and label-error checks")
-    r.add_argument("--top-k", type=_positive_int, default=9, help="how many top losses to show")
+    r.add_argument("--top-k", type=_positive_int, default=9,
+                   help="how many of the validation items the model got most wrong to show (default: 9)")
 
-    e = sub.add_parser("export", help="export a model directory to another format (ONNX)")
+    e = sub.add_parser("export", help="export a model directory to another format (ONNX)",
+                       description="Write MODEL in another format beside its own files. --onnx writes "
+                                   "MODEL/model.onnx, which `centaur serve MODEL --runtime onnx` serves with "
+                                   "onnxruntime.")
     e.add_argument("model", help="model directory written by `centaur train`")
     e.add_argument("--onnx", action="store_true", help="write MODEL/model.onnx for onnxruntime")
 
-    f = sub.add_parser("feedback", help="work with the predictions people contested")
+    f = sub.add_parser("feedback", help="work with the predictions people contested",
+                       description="Work with the predictions people marked \"this is wrong\" on the page or "
+                                   "API of `centaur serve`, kept with their answers in MODEL/feedback.sqlite.")
     f_sub = f.add_subparsers(dest="feedback_command", required=True)
-    fe = f_sub.add_parser("export", help="write the contested cases as a dataset to retrain on")
+    fe = f_sub.add_parser("export", help="write the contested cases as a dataset to retrain on",
+                          description="Write the contested cases to --out: images in one folder per corrected "
+                                      "class (image models) and feedback.csv listing every case; a case people "
+                                      "answered differently goes to conflicts.csv for someone to decide.")
     fe.add_argument("model", help="the served model directory (its feedback.sqlite), or the SQLite file")
     fe.add_argument("--out", required=True, help="folder to write: images in one folder per class, and "
-                                                 "feedback.csv")
+                                                 "feedback.csv (a new or empty folder, or an earlier export)")
     fe.add_argument("--target", help="for a table model: the name of the corrected column (default: the model's "
                                      "target when MODEL is its directory, else 'label')")
 
-    dl = sub.add_parser("download", help="download images from a list of URLs into a folder",
+    dl = sub.add_parser("download", help="download images from a list of URLs into a folder (--out)",
                         description="Download the images in URLS (a text file, one URL per line; blank lines and "
-                                    "# comments skipped) into FOLDER, in parallel, with timeouts, retries and size "
+                                    "# comments skipped) into the folder --out FOLDER, in parallel, with timeouts, retries and size "
                                     "and type checks. Files are named by a hash of their URL and never overwritten, "
                                     "so running it again only fetches what is missing. Every failure is listed in "
                                     "FOLDER/download_failures.csv. Exit status: 0 if any image was saved or already "
                                     "there, 1 if none, 2 for a mistake in the command.")
     dl.add_argument("urls", help="text file with one URL per line")
-    dl.add_argument("--out", required=True, help="folder to save the images in (created if missing)")
+    dl.add_argument("--out", required=True, metavar="FOLDER", help="folder to save the images in (created if missing)")
     dl.add_argument("--workers", type=_positive_int, default=8, help="downloads at once (default 8)")
     dl.add_argument("--timeout", type=_positive_float, default=10.0,
                     help="seconds to wait for a connection and between reads (default 10)")
@@ -221,7 +271,7 @@ def build_parser():
                        description="Open every image under FOLDER fully (hidden folders such as .centaur-trash "
                                    "are skipped) and list those that are empty, truncated, not images or too "
                                    "large. Exit status 1 if any is unusable.")
-    v.add_argument("folder")
+    v.add_argument("folder", help="folder of images to check (subfolders included)")
     v.add_argument("--decisions", help="also write a decisions CSV that deletes them (apply it with "
                                        "`centaur clean CSV --root FOLDER`)")
 
