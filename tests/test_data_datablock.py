@@ -139,6 +139,7 @@ def test_bad_files_are_listed_and_skipped(tmp_path, warnings_seen):
     assert skipped == ["cut.png", "empty.jpg", "notes.jpg"]
     message = "\n".join(warnings_seen)
     assert "skipped 3 unreadable image(s)" in message
+    assert "centaur verify FOLDER" in message
     assert "empty.jpg" in message and "cut.png" in message and "notes.jpg" in message
     assert "empty file" in message and "truncated" in message and "not an image" in message
     for _ in dls.train:  # and training data is still built

@@ -330,6 +330,10 @@ def test_image_error_pickles():
     assert isinstance(again, ImageError) and str(again) == str(error) and again.reason == error.reason
 
 
+def test_image_error_sends_the_user_to_the_verify_command():
+    assert "centaur verify FOLDER" in str(ImageError("a.png", "truncated or corrupt"))
+
+
 def test_wrong_source_type():
     with pytest.raises(TypeError, match="path"):
         open_image(12345)

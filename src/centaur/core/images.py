@@ -27,7 +27,7 @@ Source = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.n
 # uploads from a thread pool, so our own calls take turns; only the header read is inside it.
 _WARNINGS_LOCK = threading.Lock()
 
-_FIX_REPLACE = "re-export or re-download it, or remove it (verify_images lists every such file)"
+_FIX_REPLACE = "re-export or re-download it, or remove it (`centaur verify FOLDER` lists every such file)"
 
 
 class ImageError(CentaurError):

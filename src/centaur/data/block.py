@@ -139,7 +139,7 @@ class DataBlock:
                 listed = "\n  ".join(f"{x}: {reason}" for x, reason in bad[:20])
                 more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
                 warn(f"skipped {len(bad)} unreadable image(s); re-export or remove them "
-                     f"(centaur.core.images.verify_images lists them too):\n  {listed}{more}")
+                     f"(`centaur verify FOLDER` lists them all):\n  {listed}{more}")
             bad_set = {str(x) for x, _ in bad}
             keep = lambda i: str(xs[i]) not in bad_set
             train_idx, valid_idx = [i for i in train_idx if keep(i)], [i for i in valid_idx if keep(i)]
