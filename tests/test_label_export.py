@@ -120,6 +120,18 @@ def test_class_folders_train_as_is(project, tmp_path):
     assert xb.shape[1:] == (3, 32, 32)
 
 
+def test_labels_csv_trains_as_is_wherever_it_was_saved(project, tmp_path):
+    from centaur.vision.recipes import image_datablock
+    root, records = project
+    labeled = [r for r in records if r["label"]]
+    csv_path = write_labels_csv(labeled, tmp_path / "Downloads" / "labels.csv", root=root)
+    header = csv_path.read_text().splitlines()[0]
+    assert header == "file,path,label,author,how,at"  # `file`, as `centaur train` reads by default
+    dblock, _ = image_datablock(csv_path, size=32, augment=False, seed=0)
+    dls = dblock.dataloaders(csv_path, bs=4, seed=0)
+    assert list(dls.vocab) == ["animal", "face"] and len(dls.train_ds) + len(dls.valid_ds) == 11
+
+
 def test_class_folders_refuse_what_they_should(project, tmp_path):
     root, records = project
     with pytest.raises(CentaurError, match="inside the project folder"):

@@ -47,8 +47,10 @@ def _label_rows(records):
     return rows
 
 
-def write_labels_csv(records, path):
-    """Write labels as CSV with the columns path, label, author, how, at (one row per record).
+def write_labels_csv(records, path, root=None):
+    """Write labels as CSV with the columns path, label, author, how, at (one row per record),
+    and first a `file` column with each image's full path when the project's `root` is given, so
+    that `centaur train labels.csv` reads it as it is, wherever the file was saved.
 
     records: dicts with image_id, path (relative to the project root), label, author (who),
     how (for example 'lasso', 'single', 'accepted prediction') and at (when, ISO 8601).
@@ -56,10 +58,16 @@ def write_labels_csv(records, path):
     >>> write_labels_csv([{"path": "a.jpg", "label": "cat", "author": "ann", "how": "lasso",
     ...                    "at": "2025-01-01T10:00:00+00:00"}], "labels.csv")  # doctest: +SKIP
     """
+    rows = _label_rows(records)
+    columns = LABEL_COLUMNS
+    if root is not None:
+        root = Path(root).resolve()
+        rows = [{"file": str(root / PurePosixPath(r["path"])), **r} for r in rows]
+        columns = ("file", *LABEL_COLUMNS)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LABEL_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(_label_rows(records))
+    writer.writerows(rows)
     return write_atomically(path, buffer.getvalue())
 
 

@@ -415,7 +415,7 @@ class Project:
         if written.get("not_written"):  # an earlier export's model no longer matches the labels beside it
             export.remove_stale(out)
         if "labels" in what:
-            export.write_labels_csv(records, out / "labels.csv")
+            export.write_labels_csv(records, out / "labels.csv", root=self.root)
             export.write_labels_json(records, out / "labels.json")
             written["labels"] = str(out / "labels.csv")
             written["labels_json"] = str(out / "labels.json")
