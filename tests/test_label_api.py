@@ -395,6 +395,16 @@ def test_export_from_the_command_line_trains_and_writes_everything(folder, tmp_p
         assert (out / name).exists(), name
 
 
+def test_export_without_labels_says_to_label_in_the_workbench_first(folder, tmp_path):
+    from conftest import run_centaur
+    for extra in (["--train"], []):
+        result = run_centaur("label", str(folder), "--export", str(tmp_path / "out"), *extra, "--size", "96")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert f"no labels yet in {str(folder)!r}" in result.stderr and f"centaur label {folder}" in result.stderr
+        assert "embedding" not in result.stderr  # nothing for the user to wait for in --export mode
+        assert not (tmp_path / "out").exists()
+
+
 def test_two_people_each_undo_their_own_last_action(client):
     from urllib.parse import quote
     kinds = _ids_by_kind(client)

@@ -64,9 +64,15 @@ def _quiet_cancel(record):
 
 def export_project(folder, out, store=None, mode="link", train=False, size=160):
     """`centaur label FOLDER --export OUT`: write what the workbench would, without serving."""
+    import shlex
+
     from .project import Project
     project = Project(folder, store=store, size=size)
     try:
+        if not project.store.labels():  # before embedding every image only to find nothing to train on
+            command = shlex.join(["centaur", "label", str(folder)]) + (" --store ..." if store else "")
+            raise CentaurError(f"no labels yet in {str(folder)!r}: label images in the workbench ({command}) "
+                               "first, then export.")
         if train:
             project.scan()
             project.embed()
