@@ -67,3 +67,19 @@ def test_csv_of_file_and_label_trains(capsys, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert 0 <= report["accuracy"]["ci95"][0] <= report["accuracy"]["value"] <= report["accuracy"]["ci95"][1] <= 1
     assert report["baseline"]["strategy"] == "majority class"
+
+
+def test_images_loose_beside_class_folders_are_refused_before_any_is_read(capsys, tmp_path):
+    data = copy_emoji(tmp_path / "trip", classes=("animal",), per_class=4)
+    (data / "animal").rename(data / "field trip")
+    for f in sorted((data / "field trip").iterdir())[:2]:  # unsorted photos left in the folder itself
+        (data / f"loose_{f.name}").write_bytes(f.read_bytes())
+    assert main(["train", str(data), "--out", str(tmp_path / "m"), *TINY_TRAIN]) == 2
+    err = capsys.readouterr().err
+    assert "2 image(s) lie directly in" in err and "a class named 'trip'" in err and "centaur label" in err
+    split = copy_emoji(tmp_path / "split" / "train", per_class=3).parent
+    copy_emoji(split / "valid", per_class=2)
+    (split / "train" / "stray.png").write_bytes(next((split / "valid" / "face").iterdir()).read_bytes())
+    assert main(["train", str(split), "--out", str(tmp_path / "m"), *TINY_TRAIN]) == 2
+    assert "a class named 'train'" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

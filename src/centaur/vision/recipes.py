@@ -104,6 +104,21 @@ def _check_options(arch, pretrained, weights, epochs, freeze_epochs, lr, checkpo
     return base_lr
 
 
+def _check_loose(root):
+    """Refuse images lying directly in the data folder (or in train/, valid/) beside class folders:
+    each would be labeled with that folder's own name, a class nobody meant."""
+    split = (root / "train").is_dir() and (root / "valid").is_dir()
+    tops = [root / "train", root / "valid"] if split else [root]
+    loose = [f for f in get_image_files(root) if f.parent in tops]
+    if loose:
+        names = ", ".join(f.name for f in loose[:3]) + (" ..." if len(loose) > 3 else "")
+        where = f"{str(loose[0].parent)!r}"
+        raise CentaurError(f"{len(loose)} image(s) lie directly in {where} ({names}), outside any class folder, so "
+                           f"they would form a class named {loose[0].parent.name!r}. Put each in a folder named after "
+                           f"its class, or move them out; to label images that have no class yet, use "
+                           f"`centaur label {root}`.")
+
+
 def _warn_nested(root, files):
     """Say so when images lie deeper than one class folder: each takes its label from the folder that
     holds it (fastai's parent_label), which surprises whoever meant the top-level folders as classes."""
@@ -179,6 +194,8 @@ def train_image_classifier(data, out, arch="lite0", pretrained=True, weights=Non
     _check_memory(size, bs)
     device = resolve_device(device)
     dblock, split = image_datablock(data, size, resize, valid_pct, seed, augment, file_col, label_col)
+    if Path(data).is_dir():
+        _check_loose(Path(data))
     dls = dblock.dataloaders(data, bs=bs, seed=seed)
     if main and Path(data).is_dir():
         _warn_nested(Path(data), list(dls.train_ds.xs) + list(dls.valid_ds.xs))
