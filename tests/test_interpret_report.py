@@ -111,7 +111,7 @@ def test_report_with_groups_renders_in_chromium(planted, tmp_path):
     out = tmp_path / "report.html"
     result = run_centaur("report", model_dir, root, "--groups", groups, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert "line " + str(len(lines)) in result.stderr and "match no validation file" in result.stderr
+    assert "line " + str(len(lines)) in result.stderr and "1 row of groups.csv matches no validation file" in result.stderr
     assert "across the training/validation split" in result.stderr  # the planted leakage is warned about
     html = out.read_text()
     for section in ("Evaluation", "Confusion", "Top losses", "Subgroups", "Data checks", "Model card", "Datasheet",
@@ -135,6 +135,27 @@ def test_report_with_groups_renders_in_chromium(planted, tmp_path):
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / "report.png"), full_page=True)
         browser.close()
+
+
+def test_report_names_each_interval_and_says_how_to_split_images_by_group(planted, tmp_path):
+    root, model_dir, _, _ = planted
+    randomly = tmp_path / "model"  # the same model, as if its validation images had been drawn at random
+    shutil.copytree(model_dir, randomly)
+    meta = json.loads((randomly / "model.json").read_text())
+    meta["provenance"]["split"] = "random"
+    (randomly / "model.json").write_text(json.dumps(meta))
+    _, split = read_split(model_dir, root)
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,camera\n" + "".join(f"{f},{'phone' if i % 2 else 'dslr'}\n"
+                                                 for i, (f, _) in enumerate(split["valid"])))
+    report = build_report(randomly, root, groups=groups, checks=False)
+    html = " ".join(report.to_html().split())
+    n = len(split["valid"])
+    assert f"{n} validation images (random split)" in html
+    assert "Wilson score intervals for accuracy and error rate" in html and "percentile bootstraps" in html
+    assert "Newcombe" in html
+    assert "Split by group: move each group's images, whole, into train/ or valid/" in html
+    assert "percentile bootstraps over the validation images.</p>" not in html  # not for every figure
 
 
 def test_report_bad_input(planted, tmp_path):

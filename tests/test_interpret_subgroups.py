@@ -47,7 +47,7 @@ def test_training_files_in_a_groups_file_are_passed_over_quietly(tmp_path, log_t
     path = _groups(tmp_path, [(f, "north" if i % 2 else "south") for i, f in enumerate(VALID + TRAIN)])
     aligned, unmatched = read_groups(path, VALID, others=TRAIN)
     assert unmatched == [] and aligned["farm"].notna().all()
-    assert "match no validation file" not in log_to_capsys.readouterr().err
+    assert "no validation file" not in log_to_capsys.readouterr().err
 
 
 def test_validation_files_without_a_row_are_counted(tmp_path, log_to_capsys):
@@ -55,6 +55,14 @@ def test_validation_files_without_a_row_are_counted(tmp_path, log_to_capsys):
     aligned, _ = read_groups(path, VALID)
     assert aligned["farm"].isna().sum() == 2
     assert "2 of 6 validation files have no row" in log_to_capsys.readouterr().err
+    read_groups(_groups(tmp_path, [(f, "north" if i % 2 else "south") for i, f in enumerate(VALID[:5])]), VALID)
+    assert "1 of 6 validation files has no row" in log_to_capsys.readouterr().err  # one file, one verb
+
+
+def test_one_stray_row_is_counted_in_the_singular(tmp_path, log_to_capsys):
+    path = _groups(tmp_path, [(f, "north" if i % 2 else "south") for i, f in enumerate(VALID)] + [("gone.png", "x")])
+    read_groups(path, VALID)
+    assert "1 row of groups.csv matches no validation file and is ignored" in log_to_capsys.readouterr().err
 
 
 def test_a_file_listed_twice_with_different_groups_is_refused(tmp_path):

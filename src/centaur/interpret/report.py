@@ -7,6 +7,7 @@ from html import escape
 from pathlib import Path
 
 from ..core.log import warn
+from ..core.words import plural
 from .card import datasheet, model_card
 from .classification import ClassificationInterpretation
 from .evaluation import evaluate_classification
@@ -101,7 +102,8 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
     meta, prov = predictor.meta, predictor.meta.get("provenance", {})
     sections, warnings = [], []
     if interp.unreadable:
-        warnings.append(f"{len(interp.unreadable)} validation files could not be read and are left out: "
+        n = len(interp.unreadable)
+        warnings.append(f"{plural(n, 'validation file')} could not be read and {'is' if n == 1 else 'are'} left out: "
                         + ", ".join(escape(f) for f in list(interp.unreadable)[:5]))
 
     # evaluation
@@ -113,8 +115,11 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
     if "auc" in evaluation:
         rows.append(["AUC (not accuracy)", _ci(evaluation["auc"], pct=False)])
         rows += [[f"precision in the top {k}", f"{100 * v:.1f}%"] for k, v in evaluation["precision_at_top"].items()]
-    sections.append(("Evaluation", f"<p>{evaluation['n']} validation images ({escape(str(prov.get('split')))} split). "
-                     "Intervals are 95% percentile bootstraps over the validation images.</p>"
+    bootstrapped = "F1 and AUC" if "auc" in evaluation else "F1"
+    sections.append(("Evaluation", f"<p>{plural(evaluation['n'], 'validation image')} "
+                     f"({escape(str(prov.get('split')))} split). 95% intervals: Wilson score intervals for accuracy "
+                     f"and error rate; for {bootstrapped}, percentile bootstraps over the validation images (1,000 "
+                     "resamples).</p>"
                      + _table(["metric", "value"], rows) + _img(reliability_png(evaluation["calibration"]))))
 
     # confusion, per class, top losses with heatmaps
@@ -151,11 +156,16 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
                        f"{escape(' & '.join(g['worst']))} (95% CI {100 * g['ci95'][0]:.1f} to "
                        f"{100 * g['ci95'][1]:.1f}).</p>" for g in audit["gaps"][:1])
         sections.append(("Subgroups", gaps + f"<p>Groups with fewer than {audit['min_size']} validation images are "
-                         "marked, not hidden: their intervals are too wide to judge.</p>"
+                         "marked, not hidden: their intervals are too wide to judge. A group's 95% interval is "
+                         "Wilson's score interval of its accuracy; a gap's is Newcombe's (hybrid score, 1998), built "
+                         "from the two groups' Wilson intervals.</p>"
                          + _table(["grouping", "group", "n", "accuracy", "95% CI", ""], rows)))
         if prov.get("split") == "random":
             warnings.append("The validation set was drawn at random, but the data has groups: images of one group "
-                            "(one animal, one patient, one camera) on both sides flatter the score. Split by group.")
+                            "(one animal, one patient, one camera) on both sides flatter the score. Split by group: move "
+                            "each group's images, whole, into train/ or valid/ inside the data folder (each with "
+                            "one folder per class, as data/train/cat/ and data/valid/cat/) and train again; "
+                            "centaur train then validates on valid/ instead of a random draw.")
 
     # data checks
     found = None
@@ -168,23 +178,26 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
                    i["side"], i["p_label"], i["p_suggested"]] for i in found["label_issues"][:50]]
         across = sum(d["across_split"] for d in found["duplicates"])
         if across:
-            warnings.append(f"{across} duplicate pairs lie across the training/validation split: the validation "
-                            "score is optimistic. Remove one of each pair, or split so both stay on one side.")
+            warnings.append(f"{plural(across, 'duplicate pair')} {'lies' if across == 1 else 'lie'} across the "
+                            "training/validation split: the validation score is optimistic. Remove one of each "
+                            "pair, or split so both stay on one side.")
         unreadable = found["unreadable"]
         if unreadable:
             in_training = [f for f in unreadable if found["sides"][f] == "train"]
             if in_training:
-                warnings.append(f"{len(in_training)} training files could not be read and are left out of the data "
+                warnings.append(f"{plural(len(in_training), 'training file')} could not be read and "
+                                f"{'is' if len(in_training) == 1 else 'are'} left out of the data "
                                 "checks: " + ", ".join(escape(f) for f in in_training[:5]))
-        left_out = (f" {len(unreadable)} files could not be read and are left out: "
+        left_out = (f" {plural(len(unreadable), 'file')} could not be read and "
+                    f"{'is' if len(unreadable) == 1 else 'are'} left out: "
                     + "; ".join(f"{escape(f)} ({escape(str(e))})" for f, e in list(unreadable.items())[:10])
                     + (" ..." if len(unreadable) > 10 else "") + ".") if unreadable else ""
         sections.append(("Data checks",
-                         f"<p>{found['n']} images read from {escape(str(root))} and embedded with "
+                         f"<p>{plural(found['n'], 'image')} read from {escape(str(root))} and embedded with "
                          f"{escape(found['embedder'])}.{left_out} Near duplicates: "
                          f"thumbnails correlated at least {NEAR_DUPLICATE_PIXELS} (resized or re-encoded copies), or "
-                         f"embeddings with cosine similarity at least {found['threshold']} (the same content).</p><h3>Duplicates ({len(found['duplicates'])} "
-                         f"pairs, {across} across the split)</h3>"
+                         f"embeddings with cosine similarity at least {found['threshold']} (the same content).</p><h3>Duplicates "
+                         f"({plural(len(found['duplicates']), 'pair')}, {across} across the split)</h3>"
                          + (_table(["", "", "a", "b", "kind", "similarity", "across split"], dups) if dups else "<p>None found.</p>")
                          + f"<h3>Likely label errors ({len(found['label_issues'])})</h3><p>Confident learning on "
                          "out-of-fold probabilities of a logistic regression on the embeddings; least confident in "

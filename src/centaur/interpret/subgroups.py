@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..core.errors import CentaurError, did_you_mean
 from ..core.log import warn
+from ..core.words import plural
 from ..train.metrics import wilson_interval
 
 MIN_SIZE = 30  # below this an accuracy's 95% interval is wider than +-15 points: marked as too small
@@ -57,7 +58,9 @@ def read_groups(path, items, file_col="file", others=()):
                            "data folder.")
     if unmatched:
         shown = ", ".join(f"line {n} ({f!r})" for n, f in unmatched[:5])
-        warn(f"{len(unmatched)} row(s) of {path.name} match no validation file and are ignored: {shown}"
+        one = len(unmatched) == 1
+        warn(f"{plural(len(unmatched), 'row')} of {path.name} {'matches' if one else 'match'} no validation file "
+             f"and {'is' if one else 'are'} ignored: {shown}"
              + (" ..." if len(unmatched) > 5 else ""))
     if all(k is None for k in keys):
         raise CentaurError(f"every row of {str(path)!r} names a training file; the audit measures the validation "
@@ -72,8 +75,9 @@ def read_groups(path, items, file_col="file", others=()):
     aligned = table.set_index("_key").reindex(items)[columns]
     without = [item for item, has in zip(items, aligned.notna().any(axis=1)) if not has]
     if without:
-        warn(f"{len(without)} of {len(items)} validation files have no row in {path.name} and are left out of the "
-             f"audit, for example {without[0]!r}.")
+        one = len(without) == 1
+        warn(f"{len(without)} of {plural(len(items), 'validation file')} {'has' if one else 'have'} no row in "
+             f"{path.name} and {'is' if one else 'are'} left out of the audit, for example {without[0]!r}.")
     return drop_single_valued(aligned, f"{str(path)!r}", "validation files"), unmatched
 
 
@@ -83,7 +87,7 @@ def drop_single_valued(aligned, source, items="validation files"):
     for col in list(aligned.columns):
         values = aligned[col].dropna().unique()
         if len(values) < 2:
-            warn(f"group column {col!r} has {len(values)} value(s) among the {items}: it compares "
+            warn(f"group column {col!r} has {plural(len(values), 'value')} among the {items}: it compares "
                  "nothing and is left out.")
             aligned = aligned.drop(columns=col)
     if aligned.shape[1] == 0:
