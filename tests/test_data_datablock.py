@@ -518,3 +518,16 @@ def test_a_recipe_of_the_wrong_kind_is_named_before_any_image_is_read(tmp_path, 
     make_folder(tmp_path, n=2)
     with pytest.raises(CentaurError, match=message):
         folder_block(**options).dataloaders(tmp_path, bs=2)
+
+
+def test_batches_are_augmented_where_the_model_trains(tmp_path):
+    # PyTorch's meta device stands in for a GPU: no data, but every tensor must be put on it
+    make_folder(tmp_path / "data", n=3)
+    dls = folder_block(batch_tfms=aug_transforms()).dataloaders(tmp_path / "data", bs=4)
+    assert dls.to("meta") is dls
+    for dl in (dls.train, dls.valid, dls.test_dl(tmp_path / "data")):
+        xb, yb = dl.one_batch()
+        assert xb.device.type == "meta" and xb.dtype == torch.float32 and xb.shape[1:] == (3, 16, 16)
+    dls.to("cpu")
+    xb, _ = dls.train.one_batch()
+    assert xb.device.type == "cpu" and torch.isfinite(xb).all()

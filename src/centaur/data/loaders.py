@@ -81,6 +81,7 @@ class DataLoader:
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.num_workers = num_workers
         self.rank, self.world_size, self.split_batches = 0, 1, True  # see shard()
+        self.device = None  # where augmentation runs: a GPU when the Learner trains on one (DataLoaders.to)
 
     def __len__(self):
         if self.world_size > 1:
@@ -120,13 +121,15 @@ class DataLoader:
 
     def process(self, xb, augment):
         """uint8 (B, 3, H, W) -> float in [0, 1] -> augmentation -> normalized, channels_last."""
+        if self.device is not None:  # uint8 crosses to the GPU: a quarter of the bytes of float
+            xb = xb.to(self.device, non_blocking=True)
         xb = xb.float().div_(255)
         for tfm in self.batch_tfms:
             tfm.train(augment)
             xb = tfm(xb)
         if self.mean is not None:
-            mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-            std = torch.tensor(self.std).view(1, -1, 1, 1)
+            mean = torch.tensor(self.mean, device=xb.device).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, device=xb.device).view(1, -1, 1, 1)
             xb = (xb - mean) / std
         # channels_last makes CPU convolutions faster (oneDNN prefers NHWC)
         return xb.contiguous(memory_format=torch.channels_last)
@@ -182,20 +185,30 @@ class DataLoaders:
         for dl in (self.train, self.valid):
             dl.mean, dl.std = tuple(mean), tuple(std)
 
+    def to(self, device):
+        """Augment and normalize batches on `device` (a GPU: the Learner calls this when it trains
+        on one); the CPU still decodes and resizes each image. Returns self."""
+        device = torch.device(device)
+        for dl in (self.train, self.valid):
+            dl.device = None if device.type == "cpu" else device
+        return self
+
     def test_dl(self, xs, bs=None):
         """A DataLoader over new items (paths: a list, or one file or folder), processed like validation data."""
         if isinstance(xs, (str, os.PathLike)):  # one path, not its characters
             xs = image_paths(xs)
         ds = Datasets(xs, [None] * len(xs), self.train_ds.x_block, None, self.item_tfms, train=False)
-        return DataLoader(ds, bs or self.bs, batch_tfms=self.valid.batch_tfms, mean=self.valid.mean,
-                          std=self.valid.std)
+        dl = DataLoader(ds, bs or self.bs, batch_tfms=self.valid.batch_tfms, mean=self.valid.mean,
+                        std=self.valid.std)
+        dl.device = self.valid.device
+        return dl
 
     def show_batch(self, path=None, max_n=16, train=True):
         """A grid of a batch (augmented if train) with labels: written to `path` (a PNG file;
         returns the path), or without one returned as PNG bytes, which a notebook shows."""
         dl = self.train if train else self.valid
         xb, yb = next(iter(dl._torch_loader()))
-        xb = dl.process(xb, augment=train)[:max_n]
+        xb = dl.process(xb, augment=train)[:max_n].cpu()
         if dl.mean is not None:
             xb = xb * torch.tensor(dl.std).view(1, -1, 1, 1) + torch.tensor(dl.mean).view(1, -1, 1, 1)
         n = len(xb)

@@ -45,6 +45,8 @@ class Learner:
         self.device = resolve_device(device)
         # Module.to moves parameters in place, so param_groups built before still hold them
         self.dls, self.model, self.wd, self.path = dls, model.to(self.device), wd, Path(path)
+        if hasattr(dls, "to"):  # image batches are augmented where the model is (a GPU: as fastai does)
+            dls.to(self.device)
         self.wd_bn_bias = wd_bn_bias
         self.loss_func = loss_func or dls.y_block.loss_func()
         if isinstance(self.loss_func, torch.nn.Module):
