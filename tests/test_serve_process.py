@@ -70,6 +70,19 @@ def test_serve_user_mistakes_are_one_line_and_status_2(tiny_model, tmp_path):
     assert result.returncode == 2 and "--onnx" in result.stderr
 
 
+@pytest.mark.parametrize("runtime,said", [("torch", "with PyTorch at http://"),
+                                          ("onnx", "with onnxruntime (model.onnx) at http://")])
+def test_the_start_line_says_which_runtime_serves(tiny_model, tmp_path, monkeypatch, capsys, runtime, said):
+    import uvicorn
+
+    from centaur.serve import app, engine, server
+    monkeypatch.setattr(engine, "load_engine", lambda settings: None)  # no model.onnx needed to see the line
+    monkeypatch.setattr(app, "create_app", lambda settings, engine: None)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    assert server.serve(str(tiny_model), {"port": 0, "runtime": runtime, "feedback_db": str(tmp_path / "f")}) == 0
+    assert said in capsys.readouterr().err
+
+
 def test_onnx_export_matches_pytorch_and_serves(tiny_model, tmp_path):
     import shutil
     model_dir = tmp_path / "model"

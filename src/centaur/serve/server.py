@@ -25,7 +25,8 @@ def serve(model_dir, flags, config=None):
     engine = load_engine(settings)  # a damaged model or a missing model.onnx: one line, before binding
     sock = listen(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
-    print(f"serving {model_dir} at http://{'[' + host + ']' if ':' in host else host}:{port}/ "
+    runtime = "onnxruntime (model.onnx)" if settings.runtime == "onnx" else "PyTorch"
+    print(f"serving {model_dir} with {runtime} at http://{'[' + host + ']' if ':' in host else host}:{port}/ "
           "(Ctrl-C stops)", file=sys.stderr, flush=True)
     config = uvicorn.Config(create_app(settings, engine), log_level="warning", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
