@@ -248,17 +248,19 @@ def test_numbers_too_large_for_float32_are_missing_in_training_and_prediction(bo
         assert pred.notna().all()  # the two rows were empty (NaN) predictions before
 
 
-def test_rows_from_a_year_never_seen_count_as_unseen(hotels, tmp_path, capsys):
+def test_rows_from_a_month_never_seen_count_as_unseen(hotels, tmp_path, capsys):
     path = tmp_path / "t.csv"
-    hotels.to_csv(path, index=False)
+    months = pd.to_datetime(hotels["arrival_date"]).dt.month
+    hotels[months <= 10].to_csv(path, index=False)  # no November or December in training
     out = tmp_path / "m"
     assert _train(path, "--target", "avg_price_per_room", "--date", "arrival_date", out=out) == 0
     from centaur.inference import TabularPredictor
     predictor = TabularPredictor(out)
-    later = hotels.head(5).assign(arrival_date="2031-03-04")  # a year the model never saw
+    later = hotels.head(5).assign(arrival_date="2031-12-04")  # a month (and a year) the model never saw
     predictor.predict_table(later)
     made_from_date = [c for c in predictor.unseen_ if c.startswith("arrival_")]
-    assert made_from_date, predictor.unseen_  # the date's parts are what is unseen here
+    assert "arrival_Month" in made_from_date, predictor.unseen_  # the date's parts are what is unseen here
+    assert "arrival_Year" not in predictor.unseen_  # the year is a number: a later one is not unknown
     assert (predictor.unseen_rows_ >= 1).all()  # and each row says so, as the per-column counts do
 
 

@@ -222,7 +222,7 @@ def test_txhousing_monthly_sales_by_city(tmp_path):
     report = train_tabular(df, "sales", tmp_path / "m", date="month_start", log_target=True, epochs=3, bs=256,
                            threads=2, progress=False)
     # city by city, sales vary over orders of magnitude; the model must beat the mean by far,
-    # though the validation year never occurs in training (its embedding is the unknown one)
+    # though the validation year never occurs in training (a number, past the years it knows)
     assert report["rmse"]["value"] < 0.7 * report["baseline"]["rmse"], report
     assert report["r2"]["value"] > 0.5 and report["rmspe"]["value"] < 0.5, report
     pred = TabularPredictor(tmp_path / "m").predict_table(df.drop(columns=["sales"]).tail(100))

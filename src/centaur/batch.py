@@ -28,6 +28,7 @@ CHUNK_IMAGES = 512        # images per chunk: a few seconds of work, so little i
 CHUNK_ROWS = 100_000      # table rows per chunk
 CHECK_CSV_BYTES = 2**29   # a CSV up to 512 MB is first checked for short lines, as training does
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+FLOAT_FORMAT = "%.7g"     # numbers in a CSV: float32's precision (7 significant digits, 95.80287)
 
 
 def predict_to_file(model_dir, sources, out, chunk_size=None, workers=1, top_k=3, batch_size=32, threads=None,
@@ -155,7 +156,9 @@ class _Job:
         write_atomically(self.parts / f"chunk-{i:06d}.json", json.dumps(stats).encode())
         tmp = self.path(i).with_name(self.path(i).name + ".tmp")
         if self.fmt == "csv":
-            frame.to_csv(tmp, index=frame.index.name is not None)
+            # predictions are float32 (about 7 significant digits); written in full as float64 they carry
+            # noise (95.80287170410156), so 7 significant digits: within one float32 step of the value
+            frame.to_csv(tmp, index=frame.index.name is not None, float_format=FLOAT_FORMAT)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq

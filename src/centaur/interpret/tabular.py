@@ -375,13 +375,41 @@ def _audit_html(audit, unit):
             + _table(["grouping", "group", "n", name, "95% CI", ""], rows))
 
 
+def _learning_rate(plan):
+    """The learning rate a training plan records: fit_one_cycle's lr_max (one per group, or one for all)."""
+    lr = plan.get("lr_max", plan.get("base_lr", plan.get("lr")))
+    if lr is None:
+        return "?"
+    return ", ".join(f"{v:g}" for v in lr) if isinstance(lr, (list, tuple)) else f"{lr:g}"
+
+
+def clearly_important(row, z=2.0):
+    """Whether a permutation_importance row is clearly above zero: positive, and more than z
+    standard errors of its mean over the shuffles (std / sqrt(repeats - 1), the spread being
+    np.std's). A column the model ignores scores about 0, above or below it by chance.
+
+    >>> clearly_important({"importance": 0.5, "std": 0.2, "repeats": [0.3, 0.5, 0.7, 0.4, 0.6]})
+    True
+    >>> clearly_important({"importance": 0.01, "std": 0.05, "repeats": [0.0] * 5})
+    False
+    """
+    n = len(row.get("repeats") or [0, 0])
+    return row["importance"] > 0 and row["importance"] > z * row.get("std", 0.0) / max(n - 1, 1) ** 0.5
+
+
 def table_model_card(meta, version, evaluation, interp, audit=None, importance=None):
-    """HTML of a table model's card: details, intended use, data, metrics, subgroups, failure cases."""
+    """HTML of a table model's card: details, intended use, data, metrics, subgroups, failure cases.
+
+    It opens with a warning when the model does worse than its baseline; it names the columns
+    whose permutation importance is clearly above zero (clearly_important), at most three."""
+    from ..tabular.recipes import baseline_warning
     prov, prep = meta.get("provenance", {}), meta["preprocessing"]
     train = prov.get("training", {}) or {}
     model = prep.get("model", {})
     proc = interp.predictor.processor
-    parts = ["<h3>Model details</h3><ul>",
+    warning = baseline_warning(evaluation, prov.get("batch_size"))
+    parts = [f"<p class='warn'><strong>WARNING:</strong> {escape(warning)}</p>" if warning else "",
+             "<h3>Model details</h3><ul>",
              f"<li>Architecture: entity-embedding network, hidden layers {escape(str(model.get('layers')))}, "
              f"embedding widths {escape(str(model.get('emb_szs')))}</li>",
              f"<li>Task: {escape(meta['task'])} of {escape(interp.target)!s}"
@@ -392,7 +420,7 @@ def table_model_card(meta, version, evaluation, interp, audit=None, importance=N
              + (f"; dropped {escape(str(proc.dropped_))}" if proc.dropped_ else "") + "</li>",
              f"<li>Version (weights SHA-256 prefix): {escape(version)}; created {escape(str(prov.get('created')))}</li>",
              f"<li>Training: {escape(str(train.get('method', '?')))}, {escape(str(train.get('epochs', '?')))} epochs, "
-             f"learning rate {escape(str(train.get('lr', '?')))}, batch size {escape(str(prov.get('batch_size', '?')))}, "
+             f"learning rate {escape(_learning_rate(train))}, batch size {escape(str(prov.get('batch_size', '?')))}, "
              f"seed {escape(str(prov.get('seed', '?')))}</li>",
              f"<li>Software: {escape(', '.join(f'{k} {v}' for k, v in (prov.get('versions') or {}).items()))}</li></ul>",
              "<h3>Intended use</h3>", _todo("who uses it, for which decisions, and which uses are out of scope."),
@@ -414,8 +442,13 @@ def table_model_card(meta, version, evaluation, interp, audit=None, importance=N
             a = evaluation["auc"]
             parts.append(f"<p>AUC {a['value']:.3f} (95% CI {a['ci95'][0]:.3f} to {a['ci95'][1]:.3f}).</p>")
     if importance:
-        top = ", ".join(escape(r["column"]) for r in importance[:3])
-        parts.append(f"<p>The columns it relies on most (permutation importance): {top}.</p>")
+        relied = [r for r in importance if clearly_important(r)][:3]
+        if relied:
+            top = ", ".join(escape(r["column"]) for r in relied)
+            parts.append(f"<p>The columns it relies on most (permutation importance): {top}.</p>")
+        else:
+            parts.append("<p>No column stands out: shuffling any one of them changes the "
+                         f"{escape(importance[0]['metric'])} by no more than chance (permutation importance).</p>")
     parts.append("<h3>Subgroups</h3>")
     if audit and audit["gaps"]:
         g, pct = audit["gaps"][0], audit["metric"] == "accuracy"
@@ -489,12 +522,16 @@ def build_table_report(model_dir, table=None, groups=None, top_k=10, n_repeats=5
     import datetime
 
     from ..models.model_dir import model_version
+    from ..tabular.recipes import baseline_warning
     from .plots import reliability_png
     from .report import Report, _ci, _img, _table
     interp = TabularInterpretation.from_model_dir(model_dir, table)
     meta, version = interp.predictor.meta, model_version(model_dir)
     evaluation = interp.evaluate()
     sections, warnings = [], []
+    worse = baseline_warning(evaluation, meta.get("provenance", {}).get("batch_size"))
+    if worse:
+        warnings.append(escape(worse[0].upper() + worse[1:]))  # first: the report's top line
     split_line = describe_split(interp.record)
     if interp.record["rule"].get("type") == "random":
         dated = _date_like(interp.df)

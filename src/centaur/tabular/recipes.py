@@ -15,7 +15,7 @@ from ..data.getters import text_column_names
 from ..data.tabular import TabularDataLoaders, split_table
 from ..train.accelerate import MixedPrecision
 from ..train.checkpoint import check_resume
-from ..train.distributed import cpu_threads, distributed, is_main_process, quiet_unless_main
+from ..train.distributed import cpu_threads, distributed, is_main_process, quiet_unless_main, world_size
 from ..train.export import export
 from ..train.metrics import METRICS, confidence_interval
 from .learner import tabular_learner
@@ -117,21 +117,87 @@ def choose_columns(df, target, cat=None, cont=None, exclude=()):
     return cat + auto_cat, cont + auto_cont
 
 
+# date parts that are numbers, not categories: they place a row on the time line
+DATE_NUMBERS = ("Year", "Elapsed", "Dayofyear")
+
+
 def add_date_columns(cat, cont, date_cols):
-    """(cat, cont) with the columns made from a date added: categories, except two numbers.
+    """(cat, cont) with the columns made from a date added: categories, except three numbers.
 
-    Each weekday, month, week and flag gets an embedding; the elapsed time and the day of
-    the year are numbers: under a time split most days of the year in validation were never
-    seen in training, so an embedding of them would know nothing, while a number still
-    places them between days it knows.
+    Each weekday, month, week and flag gets an embedding; the year, the elapsed time and the
+    day of the year are numbers (fastai's add_datepart makes Year a number too). Under a time
+    split, which is what --date is for, the latest rows validate and the rows predicted later
+    are later still: their year, and many of their days of the year, never occur in training,
+    so an embedding of them would be the untrained 'unknown' one for every such row, while a
+    number still places them beside (or just past) the times the model knows. A date part
+    already named in cat or cont (--cat/--cont) stays where it was named.
 
-    >>> add_date_columns(["shop"], ["price"], ["dayMonth", "dayDayofyear", "dayElapsed"])
-    (['shop', 'dayMonth'], ['price', 'dayDayofyear', 'dayElapsed'])
+    >>> add_date_columns(["shop"], ["price"], ["dayYear", "dayMonth", "dayDayofyear", "dayElapsed"])
+    (['shop', 'dayMonth'], ['price', 'dayYear', 'dayDayofyear', 'dayElapsed'])
     """
-    numbers = [c for c in date_cols if c.endswith(("Elapsed", "Dayofyear"))]
-    cat = list(dict.fromkeys(list(cat) + [c for c in date_cols if c not in numbers]))
+    given = set(cat) | set(cont)
+    new = [c for c in date_cols if c not in given]
+    numbers = [c for c in new if c.endswith(DATE_NUMBERS)]
+    cat = list(dict.fromkeys(list(cat) + [c for c in new if c not in numbers]))
     cont = list(dict.fromkeys(list(cont) + numbers))
     return cat, cont
+
+
+# Batch size when none is given. A batch of 1024 suits a million rows, but on a table of a few
+# thousand it leaves about 3 optimizer steps per epoch: on a 3,000-row bookings table (tests/
+# tabular_tables.py) 5 epochs at 1024 ended worse than predicting the mean (RMSE 47.2 against
+# 43.6) while 64 reached 10.8. So the batch is the power of two that gives at least MIN_STEPS
+# steps per epoch, between fastai's default of 64 and 1024: 2,400 training rows get 64 (37
+# steps), hotel_rates' 12,310 get 256 (48 steps; docs/benchmarks_tabular.md measured RMSE 38.5
+# there against 44.8 at 1024, 0.6 s against 0.4 s for 5 epochs), and from 32,768 rows on (the
+# Rossmann-shaped speed benchmark's 990,000 included) the batch stays 1024, as fast as before.
+MIN_STEPS, MIN_BS, MAX_BS = 32, 64, 1024
+
+
+def choose_batch_size(n_train, world=1):
+    """The batch size train_tabular uses for n_train training rows when bs is None.
+
+    The largest power of two with at least MIN_STEPS batches per epoch, kept between 64 and
+    1024, and rounded up to a multiple of `world` (processes under torchrun split each batch).
+
+    >>> choose_batch_size(2_400), choose_batch_size(12_310), choose_batch_size(990_000)
+    (64, 256, 1024)
+    """
+    bs = MIN_BS
+    while bs * 2 <= MAX_BS and n_train / (bs * 2) >= MIN_STEPS:
+        bs *= 2
+    return -(-bs // world) * world
+
+
+def baseline_warning(evaluation, batch_size=None):
+    """A warning (text) when the model scores worse than its baseline on validation, else None.
+
+    evaluation: train_tabular's report or TabularInterpretation.evaluate()'s: regression
+    compares RMSE with always predicting the training mean, classification accuracy with
+    always the majority class (multi-label: accuracy_multi with the labels most rows have).
+    batch_size: the one trained with, named in the advice.
+
+    >>> baseline_warning({"rmse": {"value": 46.0}, "baseline": {"rmse": 43.6, "value": 95.0}}, 1024)
+    'the model does worse than the baseline: validation RMSE 46 against 43.6 for always predicting the training mean 95. ...'
+    """
+    base = evaluation.get("baseline") or {}
+    for metric, label, worse in (("rmse", "RMSE", lambda m, b: m > b), ("accuracy", "accuracy", lambda m, b: m < b),
+                                 ("accuracy_multi", "accuracy_multi", lambda m, b: m < b)):
+        if metric in evaluation and metric in base:
+            value, baseline = evaluation[metric]["value"], base[metric]
+            break
+    else:
+        return None
+    if not worse(value, baseline):
+        return None
+    what = {"rmse": f"always predicting the training mean {base.get('value', float('nan')):.4g}",
+            "accuracy": f"always answering {base.get('class')!r}, the most common class",
+            "accuracy_multi": "always the labels in most training rows"}[metric]
+    smaller = (f"a smaller batch (--bs {max(16, min(64, batch_size // 4))}; this model trained with {batch_size})"
+               if isinstance(batch_size, int) and batch_size > 16 else "a smaller batch (--bs 64)")
+    return (f"the model does worse than the baseline: validation {label} {value:.4g} against {baseline:.4g} for "
+            f"{what}. Do not use it as it is; try more epochs (--epochs 20), {smaller}, or another learning rate "
+            "(--lr 3e-3 or --lr 3e-2).")
 
 
 def describe_dates(series, name):
@@ -254,7 +320,7 @@ def print_table_report(report, out=None):
 
 @quiet_unless_main()  # under torchrun every process prepares the table; the first alone says what it chose
 def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=None, group=None, valid_pct=0.2,
-                  task=None, epochs=5, lr=1e-2, bs=1024, layers=(200, 100), ps=0.0, embed_p=0.0,
+                  task=None, epochs=5, lr=1e-2, bs=None, layers=(200, 100), ps=0.0, embed_p=0.0,
                   log_target=False, seed=42, threads=None, progress=True, label_delim=" ", device=None,
                   resume=False, bf16=False):
     """Train a table model and write the model directory `out`; returns the validation report.
@@ -262,8 +328,9 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     table: a CSV or Parquet file, or a pandas DataFrame. date: expanded into parts, and the
     latest valid_pct of rows validate; group: whole groups validate instead (with a date too,
     the date still gives features). task: 'regression', 'classification' or 'multi_label'
-    (labels in one cell, split on label_delim). device: None or "auto" (a CUDA GPU where there
-    is one), "cpu" or "cuda". bf16: forward passes under bfloat16 autocast (a step 1.26x faster on
+    (labels in one cell, split on label_delim). bs: the batch size; None chooses one from the
+    number of training rows (choose_batch_size: 64 for a few thousand, 1024 from 32,768 on).
+    device: None or "auto" (a CUDA GPU where there is one), "cpu" or "cuda". bf16: forward passes under bfloat16 autocast (a step 1.26x faster on
     this project's 2-core AVX512-BF16 machine, 4.55 -> 3.60 ms at batch 1024; slower where the
     hardware has no bfloat16). A checkpoint in `out` after every epoch (from the first process,
     under torchrun) lets resume=True go on after a crash or Ctrl-C; the finished model replaces it.
@@ -278,7 +345,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
         raise CentaurError(f"--out {str(out)!r} is a file; give a folder for the model.")
     if bs == 1:  # batch norm cannot normalize a batch of one row: the first step would fail
         raise CentaurError("--bs 1 cannot train a table model: its batch normalization needs at least 2 rows in a "
-                           "batch. Give --bs 2 or more (the default is 1024).")
+                           "batch. Give --bs 2 or more, or leave it out to have one chosen for the table's size.")
     device = resolve_device(device)
     checkpoint = out / "checkpoint.safetensors"
     check_resume(checkpoint, resume)
@@ -334,10 +401,16 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     train_idx, valid_idx = labelled[train_idx], labelled[valid_idx]  # back to positions in the whole table
     split = f"by group {group!r}" if group else f"latest {valid_pct:.0%} by {date!r}" if date else "random"
     print(f"columns: {len(cat)} categorical {cat}\n         {len(cont)} continuous {cont}", file=sys.stderr)
+    chosen = bs is None
+    if chosen:
+        bs = choose_batch_size(len(train_idx), world_size())
     dls = TabularDataLoaders.from_df(df, target, cat, cont, y_kind, train_idx, valid_idx, bs=bs, seed=seed,
                                      source=source, label_delim=label_delim)
     print(f"data: {len(dls.train_ds)} training and {len(dls.valid_ds)} validation rows, {split} split",
           file=sys.stderr)
+    if chosen:
+        print(f"note: batch size {bs}, chosen for {len(dls.train_ds)} training rows: {len(dls.train)} steps per "
+              "epoch. Give --bs to set another.", file=sys.stderr)
     if len(dls.train_ds) < MIN_TRAIN_ROWS or len(dls.valid_ds) < MIN_VALID_ROWS:
         print(f"warning: only {len(dls.train_ds)} training and {len(dls.valid_ds)} validation rows; the scores "
               f"below mean little (their intervals say how little). Fewer than {MIN_TRAIN_ROWS} training or "
@@ -354,6 +427,9 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
         report["note"] = ("the model learned log(target) (--log-target); metrics are on the original scale, "
                           "rmse_log on the log")
     print_table_report(report)
+    warning = baseline_warning(report, bs)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
     prep = {"target": target, "date": date, "holidays": holidays, "log_target": log_target,
             "cat_names": cat, "cont_names": cont}
     if date_format:
