@@ -154,3 +154,16 @@ def test_predictions_are_written_without_float32_noise(default, table, tmp_path,
     written = pd.read_csv(tmp_path / "p.csv")["prediction"].to_numpy()
     exact = TabularPredictor(out).predict_table(new)["prediction"].to_numpy()
     np.testing.assert_allclose(written, exact, rtol=1e-6)
+
+
+def test_the_command_line_chooses_the_batch_size_too(table, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["train", str(table), "--target", "price", "--date", "arrival_date", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "model.json").read_text())["provenance"]["batch_size"] == 64
+    assert "note: batch size 64" in capsys.readouterr().err
+    new = pd.read_csv(table).drop(columns=["price"]).tail(5)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", str(out), str(tmp_path / "new.csv")]) == 0  # to the terminal, also 7 digits
+    values = [line.split(",")[1] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert len(values) == 5 and all(len(re.sub(r"[^0-9]", "", v).lstrip("0")) <= 7 for v in values), values

@@ -89,8 +89,8 @@ def build_parser():
                         "pretrained rest kept as it is (default: 1; 0: none)")
     t.add_argument("--lr", help="learning rate: how large each training step is (default: images 2e-3, tables 1e-2; "
                                  "images also take 'auto', which tries rates first and picks one)")
-    t.add_argument("--bs", type=_positive_int, help="batch size: images or rows per training step (default: images 32, "
-                                                        "tables 1024)")
+    t.add_argument("--bs", type=_positive_int, help="batch size: images or rows per training step (default: images 32; "
+                                                        "tables: chosen from the number of training rows, 64 to 1024)")
     t.add_argument("--size", type=_positive_int, default=128,
                    help="images are resized to this many pixels square (default: 128)")
     t.add_argument("--resize", default="squish", choices=["crop", "pad", "squish"],
@@ -410,8 +410,8 @@ def launch_train(args, data, out):
         raise CentaurError("--nproc starts torchrun itself; under torchrun, leave --nproc out (torchrun's "
                            "--nproc-per-node says how many processes).")
     table = bool(args.target) or data.suffix.lower() in (".parquet", ".pq")
-    bs = args.bs or (1024 if table else 32)
-    if bs % args.nproc:
+    bs = args.bs or (None if table else 32)  # a table's is chosen from its rows, a multiple of --nproc
+    if bs is not None and bs % args.nproc:
         raise CentaurError(f"--bs {bs} cannot be split evenly among {args.nproc} processes; give a multiple of "
                            f"{args.nproc} (--bs is the total batch of one step).")
     if str(args.lr) == "auto":
@@ -457,13 +457,14 @@ def train_table(args, data, out):
     from .tabular.recipes import train_tabular
     train_tabular(data, args.target, out, cat=args.cat, cont=args.cont, date=args.date, holidays=args.holidays,
                   group=args.group, valid_pct=args.valid_last or args.valid_pct, task=args.task,
-                  epochs=args.epochs or 5, lr=lr, bs=args.bs or 1024, layers=tuple(args.layers),
+                  epochs=args.epochs or 5, lr=lr, bs=args.bs, layers=tuple(args.layers),
                   log_target=args.log_target, seed=args.seed, threads=args.threads,
                   label_delim=" " if args.label_delim is None else args.label_delim,
                   device=args.device, resume=args.resume, bf16=args.bf16)
 
 
 def predict_table(args):
+    from .batch import FLOAT_FORMAT
     from .inference import TabularPredictor
     if len(args.paths) != 1:
         raise CentaurError(f"a table model predicts one table at a time; got {len(args.paths)} paths.")
@@ -474,7 +475,7 @@ def predict_table(args):
         print(f"note: {n} rows have a {col!r} value not seen in training (treated as unknown).", file=sys.stderr)
     # per row: how many of its categories were never seen in training (predicted as unknown)
     result["n_unseen"] = predictor.unseen_rows_
-    result.to_csv(args.out or sys.stdout, index_label="row")
+    result.to_csv(args.out or sys.stdout, index_label="row", float_format=FLOAT_FORMAT)
     n_rows = int((predictor.unseen_rows_ > 0).sum())
     unseen = f"; {n_rows} with categories not seen in training (column n_unseen)" if n_rows else ""
     print(f"wrote {len(result)} predictions" + (f" to {args.out}" if args.out else "") + unseen, file=sys.stderr)
