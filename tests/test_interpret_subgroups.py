@@ -50,6 +50,17 @@ def test_training_files_in_a_groups_file_are_passed_over_quietly(tmp_path, log_t
     assert "no validation file" not in log_to_capsys.readouterr().err
 
 
+def test_paths_written_from_elsewhere_name_the_same_files(tmp_path, log_to_capsys):
+    # as run from the project folder ('data/cows/valid/...'), as absolute paths, or from the data's parent
+    lines = [(f"data/cows/{f}", "north" if i % 2 else "south") for i, f in enumerate(VALID)]
+    lines += [(f"/home/ann/data/cows/{f}", "east") for f in TRAIN[:2]] + [(f"cows/{f}", "west") for f in TRAIN[2:]]
+    aligned, unmatched = read_groups(_groups(tmp_path, lines), VALID, others=TRAIN)
+    assert unmatched == [] and list(aligned["farm"]) == ["south", "north"] * 3
+    assert "no validation file" not in log_to_capsys.readouterr().err  # training files are passed over quietly
+    _, unmatched = read_groups(_groups(tmp_path, lines + [("data/cows/valid/horse/0.jpg", "x")]), VALID, others=TRAIN)
+    assert unmatched == [(len(lines) + 2, "data/cows/valid/horse/0.jpg")]
+
+
 def test_validation_files_without_a_row_are_counted(tmp_path, log_to_capsys):
     path = _groups(tmp_path, [(f, "north" if i % 2 else "south") for i, f in enumerate(VALID[:4])])
     aligned, _ = read_groups(path, VALID)

@@ -41,16 +41,22 @@ def read_groups(path, items, file_col="file", others=()):
     for item in items:
         by_name.setdefault(Path(item).name, []).append(item)
     wanted, others = set(items), set(others)
+    other_names = {Path(o).name for o in others}
     keys, unmatched = [], []
     for line, name in enumerate(table[file_col], start=2):  # line 1 is the header
         name = name.strip().replace("\\", "/")
-        if name in wanted:
-            keys.append(name)
-        elif len(by_name.get(Path(name).name, [])) == 1 and name not in others:  # a bare name, unique among items
+        # 'data/emoji/animal/cat.png' (from where the command ran) or '/home/.../animal/cat.png' name
+        # the file 'animal/cat.png' of the data folder: the longest tail that is a file counts
+        parts = Path(name).parts
+        tails = ["/".join(parts[i:]) for i in range(len(parts))]
+        hit = next((t for t in tails if t in wanted or t in others), None)
+        if hit is not None:
+            keys.append(hit if hit in wanted else None)  # a training file: passed over
+        elif "/" not in name and len(by_name.get(name, [])) == 1:  # a bare name, unique among items
             keys.append(by_name[Path(name).name][0])
         else:
             keys.append(None)
-            if name not in others:
+            if "/" in name or name not in other_names:  # a bare name of a training file: passed over
                 unmatched.append((line, name))
     if all(k is None for k in keys) and unmatched:
         raise CentaurError(f"no row of {str(path)!r} matches a validation file (line {unmatched[0][0]}: "
