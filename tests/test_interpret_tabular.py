@@ -154,6 +154,8 @@ def test_regression_report_from_the_command_line(regression, tmp_path, capsys):
     assert html.count("data:image/png;base64,") >= 3  # residuals, importance, embedding: embedded
     assert "src=\"http" not in html and "src='http" not in html
     assert "drawn at random" not in html
+    # the gap in the target's own unit, named as such ('9.219 price of mean absolute error' before)
+    assert re.search(r"Largest gap in region: [-0-9.e]+ in mean absolute error \(\w+\) between", html)
 
 
 def test_groups_from_a_row_keyed_csv_and_mae_per_group(regression, tmp_path):

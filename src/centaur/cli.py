@@ -564,6 +564,7 @@ def cmd_report(args):
     if args.data is not None and not Path(args.data).exists():
         what = "table" if table else "data folder"
         raise CentaurError(f"{what} {args.data!r} does not exist; give the {what} the model was trained on.")
+    from .core.words import plural
     from .interpret.report import build_report
     report = build_report(args.model, args.data, groups=args.groups, checks=not args.no_checks, top_k=args.top_k)
     path = report.save(args.out or Path(args.model) / "report.html")
@@ -574,7 +575,7 @@ def cmd_report(args):
               f"written to {path}", file=sys.stderr)
         return
     print(f"accuracy {e['accuracy']['value']:.3f} (95% CI {e['accuracy']['ci95'][0]:.3f} to "
-          f"{e['accuracy']['ci95'][1]:.3f}) on {e['n']} validation {'rows' if table else 'images'}; report written to "
+          f"{e['accuracy']['ci95'][1]:.3f}) on {plural(e['n'], 'validation row' if table else 'validation image')}; report written to "
           f"{path}", file=sys.stderr)
 
 

@@ -4,6 +4,8 @@ from collections import Counter
 from html import escape
 from pathlib import Path
 
+from ..core.words import plural
+
 WRITE_ME = "TO BE WRITTEN by the people responsible for this model"
 
 
@@ -38,7 +40,7 @@ def model_card(meta, version, evaluation, interp, audit=None):
              f"{escape(str(prov.get('split')))} split; {prov.get('skipped_files', 0)} unreadable files skipped</li></ul>",
              "<h3>Metrics</h3>",
              f"<p>Accuracy {_pct(acc['value'])} (95% CI {_pct(acc['ci95'][0])} to {_pct(acc['ci95'][1])}) on "
-             f"{evaluation['n']} validation images, against {_pct(base['accuracy'])} for always answering "
+             f"{plural(evaluation['n'], 'validation image')}, against {_pct(base['accuracy'])} for always answering "
              f"'{escape(base['class'])}'. Expected calibration error {evaluation['calibration']['ece']:.3f}.</p>"]
     if "auc" in evaluation:
         a = evaluation["auc"]
@@ -57,7 +59,7 @@ def model_card(meta, version, evaluation, interp, audit=None):
                      "to measure the model for every group it serves.</p>")
     confused = interp.most_confused()[:3]
     parts.append("<h3>Known failure cases</h3><ul>" + "".join(
-        f"<li>{escape(a)} taken for {escape(p)}: {n} validation images</li>" for a, p, n in confused) +
+        f"<li>{escape(a)} taken for {escape(p)}: {plural(n, 'validation image')}</li>" for a, p, n in confused) +
         "".join(f"<li>{escape(t['item'])}: {escape(t['actual'])}, predicted {escape(t['predicted'])} "
                 f"({_pct(t['probability'])})</li>" for t in interp.top_losses(3) if t["actual"] != t["predicted"])
         + "</ul>")

@@ -366,7 +366,7 @@ def _audit_html(audit, unit):
              "<strong>too small to judge</strong>" if r["too_small"] else ""] for r in audit["rows"]]
     from .report import _table
     gaps = "".join(f"<p class='warn'>Largest gap in {escape(' x '.join(g['columns']))}: {_fmt(g['gap'], pct)}"
-                   f"{' points' if pct else ' ' + escape(unit)} of {name} between {escape(' & '.join(g['best']))} "
+                   f"{' points of accuracy' if pct else f' in mean absolute error ({escape(unit)})'} between {escape(' & '.join(g['best']))} "
                    f"(best) and {escape(' & '.join(g['worst']))} (worst) (95% CI {_fmt(g['ci95'][0], pct)} to "
                    f"{_fmt(g['ci95'][1], pct)}).</p>" for g in audit["gaps"][:1])
     better = "higher" if audit["higher_is_better"] else "lower"
