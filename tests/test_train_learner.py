@@ -426,6 +426,37 @@ def test_lr_find_suggests_restores_and_plots(tmp_path):
     assert plot.is_file() and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_smoothed_losses_start_at_the_first_loss_and_follow_the_rest():
+    # fastai's average: started at 0 and debiased, so the first point is the first batch's loss
+    # (started at the first loss and debiased as well, it was 50x too high, a fake descent)
+    learn = tiny_learner()
+    raw = []
+    real_loss = learn.loss_func
+
+    def recording(out, y):
+        loss = real_loss(out, y)
+        raw.append(loss.item())
+        return loss
+
+    learn.loss_func = recording
+    found = learn.lr_find(start_lr=1e-6, end_lr=1e-5, num_it=10)  # rates too small to change the loss
+    assert found.losses[0] == pytest.approx(raw[0], rel=1e-6)
+    assert max(found.losses) < 1.5 * max(raw[:10]) and found.suggestion == found[0]
+    assert repr(found).startswith("LRFind(suggestion=") and found._repr_png_()[:4] == b"\x89PNG"  # a notebook shows it
+    learn.loss_func = real_loss
+    seen = []
+
+    class Watch(Callback):
+        def after_batch(self):
+            if self.learn.training:
+                seen.append((self.learn.loss_value, self.learn.smooth_loss))
+
+    learn.fit(2, lr=1e-3, cbs=[Watch()])
+    assert seen[0][1] == pytest.approx(seen[0][0])  # the bar's first loss is the batch's
+    losses = [v for v, _ in seen]
+    assert min(losses) <= seen[-1][1] <= max(losses)  # never above every loss it averages
+
+
 def test_lr_find_restores_weights_when_interrupted():
     learn = tiny_learner()
     learn.fit(1, lr=1e-3)

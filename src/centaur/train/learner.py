@@ -58,6 +58,7 @@ class Learner:
         self.training, self.resuming, self.plan = False, False, None
         self.continuing = False  # True while a fit continues an earlier one (fine_tune's 2nd phase)
         self.epoch_log, self.smooth_loss = {}, float("nan")
+        self._loss_avg, self._loss_n = 0.0, 0  # behind smooth_loss: an average started at 0, debiased
         self.add_cbs([Recorder()] + ([ProgressCallback()] if progress else []) + list(cbs))
 
     @staticmethod
@@ -208,6 +209,7 @@ class Learner:
         self.n_epoch = n_epoch
         self.total_steps = n_epoch * len(self.dls.train)
         self.step = start_epoch * len(self.dls.train)
+        self._loss_avg, self._loss_n = 0.0, 0  # each fit's progress bar starts from its own losses
         with self.added_cbs(list(cbs)):
             try:
                 self("before_fit")
@@ -319,10 +321,12 @@ class Learner:
         self("after_step")
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
-        # an exponential moving average keeps the progress bar's loss readable; loss_value is
-        # the batch's loss as a float, read once for every callback that wants it
+        # an exponential moving average keeps the progress bar's loss readable (fastai's: started
+        # at 0 and divided by 1 - 0.98^n, so the first batches do not outweigh the rest); loss_value
+        # is the batch's loss as a float, read once for every callback that wants it
         loss = self.loss_value = self.loss.item()
-        self.smooth_loss = loss if math.isnan(self.smooth_loss) else 0.98 * self.smooth_loss + 0.02 * loss
+        self._loss_avg, self._loss_n = 0.98 * self._loss_avg + 0.02 * loss, self._loss_n + 1
+        self.smooth_loss = self._loss_avg / (1 - 0.98 ** self._loss_n)
         self("after_batch")
 
     def to_device(self, batch):

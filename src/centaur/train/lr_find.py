@@ -2,6 +2,7 @@
 import copy
 import math
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from ..core.log import logger
 
 
 def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
-    """Train a few batches at rising rates, then put weights back; return (suggestion, lrs, losses).
+    """Train a few batches at rising rates, then put weights back; return LRFind (suggestion, lrs, losses).
 
     The suggestion is fastai's "valley": two thirds along the longest stretch where the
     smoothed loss keeps falling, which is less fragile than the steepest point. The model
@@ -32,7 +33,7 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
     if learn.opt is None:
         learn.create_opt()
     saved_opt = copy.deepcopy(learn.opt.state_dict())
-    lrs, losses, smooth, best = [], [], None, math.inf
+    lrs, losses, smooth, best = [], [], 0.0, math.inf
     # Ctrl-C or an error mid-search must not leave the perturbed weights behind
     try:
         learn.model.train()
@@ -47,7 +48,9 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
                 learn.opt.step()
                 learn.opt.zero_grad(set_to_none=True)
                 value = loss.item()
-                smooth = value if smooth is None else 0.98 * smooth + 0.02 * value
+                # started at 0, then debiased (fastai): started at the first loss, the division
+                # made the first points up to 50x too high and the valley a fake descent
+                smooth = 0.98 * smooth + 0.02 * value
                 debiased = smooth / (1 - 0.98 ** (it + 1))
                 lrs.append(lr)
                 losses.append(debiased)
@@ -62,9 +65,32 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
         learn.model.train(was_training)
     suggestion = valley(lrs, losses)
     logger.info(f"lr_find: suggested learning rate {suggestion:.2e} (exactly {suggestion!r})")
+    found = LRFind(suggestion, lrs, losses)
     if plot:
-        _plot(lrs, losses, suggestion, plot)
-    return suggestion, lrs, losses
+        found.plot(plot)
+    return found
+
+
+class LRFind(NamedTuple):
+    """What lr_find found; unpacks as (suggestion, lrs, losses), and a notebook shows the curve.
+
+    >>> LRFind(1e-3, [1e-7, 1e-3, 10.0], [2.3, 1.9, 9.0])
+    LRFind(suggestion=1.00e-03: 3 rates tried from 1e-07 to 1e+01)
+    """
+    suggestion: float
+    lrs: list
+    losses: list
+
+    def __repr__(self):
+        tried = f"{len(self.lrs)} rates tried from {self.lrs[0]:.0e} to {self.lrs[-1]:.0e}" if self.lrs else "none tried"
+        return f"LRFind(suggestion={self.suggestion:.2e}: {tried})"
+
+    def plot(self, path=None):
+        """The smoothed loss against the rate, the suggestion marked: PNG bytes, also written to `path`."""
+        return _plot(self.lrs, self.losses, self.suggestion, path)
+
+    def _repr_png_(self):
+        return bytes(self.plot())
 
 
 def valley(lrs, losses):
@@ -96,4 +122,4 @@ def _plot(lrs, losses, suggestion, path):
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss (smoothed)")
     ax.legend()
-    save_png(fig, path)
+    return save_png(fig, path)
