@@ -527,6 +527,8 @@ def test_fine_tune_keeps_one_history_for_both_phases():
     learn.fine_tune(2, freeze_epochs=1)
     assert len(learn.recorder.epochs) == 3  # 1 frozen + 2 unfrozen
     assert len(learn.recorder.losses) == 3 * len(learn.dls.train)
+    n = len(learn.dls.train)  # plot_loss draws each validation point after its epoch's batches
+    assert [e["batch"] for e in learn.recorder.epochs] == [n, 2 * n, 3 * n]
     learn.fit(1)  # a new fit starts a new history
     assert len(learn.recorder.epochs) == 1
 
@@ -548,8 +550,11 @@ def test_progress_in_a_notebook_updates_one_bar_and_one_table_in_place():
     assert html and len(html) == len(outputs)
     bars = [o for o in html if "<progress" in o["data"]["text/html"]]
     tables = [o for o in html if "centaur-epochs" in o["data"]["text/html"]]
-    # one new bar per phase (2 epochs x train and valid), each then updated in place
-    assert sum(not o["update"] for o in bars) == 4 and any(o["update"] for o in bars)
+    # one bar for the whole fit, redrawn for each phase (2 epochs x train and valid), above the table:
+    # a new bar per phase piled up 2 per epoch in the cell, the table lost among them
+    assert sum(not o["update"] for o in bars) == 1 and any(o["update"] for o in bars)
+    assert outputs.index(next(o for o in bars if not o["update"])) < outputs.index(tables[0])
+    assert any("epoch 2/2 valid" in o["data"]["text/html"] for o in bars)
     n_valid = len(learn.dls.valid)
     assert f'value="{n_valid}" max="{n_valid}"' in bars[-1]["data"]["text/html"]  # the last bar shown full
     # the table appears once and is then replaced, ending with a row per epoch

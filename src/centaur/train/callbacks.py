@@ -99,7 +99,9 @@ class Recorder(Callback):
             self.lrs.append(self.learn.opt.param_groups[-1]["lr"])
 
     def after_epoch(self):
-        self.epochs.append(dict(self.learn.epoch_log))
+        # batch: training batches recorded so far, where plot_loss draws this epoch; `step` restarts
+        # with each fit, so fine_tune's two phases drew their validation points on top of each other
+        self.epochs.append({**self.learn.epoch_log, "batch": len(self.losses)})
 
     def plot_loss(self, path=None):
         """The training loss per batch and validation loss per epoch: written to `path` (a PNG file;
@@ -108,7 +110,7 @@ class Recorder(Callback):
         ax = axes[0, 0]
         ax.plot(self.losses, label="train", alpha=0.7)
         if self.epochs:
-            steps = [e["step"] for e in self.epochs]
+            steps = [e["batch"] for e in self.epochs]
             ax.plot(steps, [e["valid_loss"] for e in self.epochs], "o-", label="valid")
         ax.set_xlabel("batch")
         ax.set_ylabel("loss")
@@ -139,6 +141,7 @@ class ProgressCallback(Callback):
         self.html = not quiet and (_in_notebook() if self.notebook is None else self.notebook)
         self.live = self.console.is_terminal and not self.html and not quiet
         self.header_done, self.rows, self.table = False, [], None
+        self.bar_handle = None  # in a notebook: one bar, redrawn for every phase of the fit, above its table
 
     def before_fit(self):
         self._setup()
@@ -156,7 +159,8 @@ class ProgressCallback(Callback):
         self.t0 = time.perf_counter()
         label = f"epoch {self.learn.epoch + 1}/{self.learn.n_epoch} {what}" if self.in_fit else what
         if self.html:
-            self.bar = _HtmlBar(label, total)
+            self.bar = _HtmlBar(label, total, self.bar_handle)
+            self.bar_handle = self.bar.handle
         elif self.live:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
             self.bar = Progress(TextColumn(label), BarColumn(),
@@ -241,10 +245,11 @@ def _html_table(keys, rows):
 class _HtmlBar:
     """A <progress> bar in a notebook cell, redrawn at most 10 times a second."""
 
-    def __init__(self, label, total):
+    def __init__(self, label, total, handle=None):
+        """handle: the display of an earlier bar of the same fit, redrawn rather than a new one added."""
         self.label, self.total, self.done, self.info = label, max(total, 1), 0, ""
         self.t0 = self.shown = time.perf_counter()
-        self.handle = _show_html(self._html())
+        self.handle = _show_html(self._html(), handle)
 
     def _html(self):
         from html import escape
