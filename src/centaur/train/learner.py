@@ -142,7 +142,6 @@ class Learner:
             names = [cb.name for cb in self.cbs if getattr(cb, event, None) is not None]
             lines.append(f"{event:<16} {', '.join(names) if names else '-'}")
         print("\n".join(lines))
-        return lines
 
     # --- optimizer and freezing ---
 
@@ -369,6 +368,47 @@ class Learner:
         """Validation loss and metrics of the current model, as a dict."""
         loss, preds, targets = self._validate()
         return {"valid_loss": loss, **{metric_name(m): float(m(preds, targets)) for m in self.metrics}}
+
+    def predict(self, item, top_k=3):
+        """Predict one item as validation data is prepared: an image (path, bytes, Pillow image or
+        array) for an image model, a row (dict, Series or one-row DataFrame) for a table model.
+
+        Returns what Predictor.predict does for the exported model: {'label', 'probability',
+        'top_k'}, {'labels', 'probabilities'} for several labels, or {'value'}.
+
+        >>> learn.predict("cat.jpg")["label"]  # doctest: +SKIP
+        'animal'
+        """
+        from ..models.outputs import activate, check_top_k, describe, task_of
+        check_top_k(top_k)
+        task = task_of(self.dls.y_block)
+        from ..data.tabular import TabularDataLoaders
+        if isinstance(self.dls, TabularDataLoaders):
+            import pandas as pd
+            row = item.to_frame().T if isinstance(item, pd.Series) else item
+            row = pd.DataFrame([row]) if isinstance(row, dict) else row
+            if not isinstance(row, pd.DataFrame) or len(row) != 1:
+                raise CentaurError(f"a table model predicts one row: a dict, a pandas Series or a one-row DataFrame, "
+                                   f"not {type(item).__name__}{f' of {len(row)} rows' if hasattr(row, '__len__') else ''}"
+                                   "; for many rows use get_preds(dls.test_dl(df)).")
+            dl = self.dls.test_dl(row.reset_index(drop=True))
+        else:
+            if isinstance(item, (list, tuple)):
+                raise CentaurError("predict takes one image; for many use get_preds(dls.test_dl(items)).")
+            dl = self.dls.test_dl([item], bs=1)
+        out, _ = self.get_preds(dl)
+        return describe(activate(out.float(), task)[0], task, getattr(self.dls.y_block, "vocab", None), top_k)
+
+    def export(self, path, **kwargs):
+        """Write the model directory `path` (model.safetensors + model.json; see train/export.py)."""
+        from .export import export
+        return export(self, path, **kwargs)
+
+    def __repr__(self):
+        trained = f"{self.epoch + 1} epoch(s) of the last fit" if self.epoch_log else "not trained yet"
+        return (f"Learner({type(self.model).__name__} on {self.device}, "
+                f"{sum(p.numel() for p in self.model.parameters()):,} parameters, {len(self.dls.train)} training "
+                f"batches, metrics: {', '.join(metric_name(m) for m in self.metrics) or 'none'}; {trained})")
 
     def get_preds(self, dl=None):
         """(raw outputs, targets) for a DataLoader (validation by default), without callbacks."""
