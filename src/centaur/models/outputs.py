@@ -3,7 +3,6 @@
 One place for it, so a Learner's predict and a saved model's Predictor answer alike.
 """
 import numpy as np
-import torch
 
 from ..core.errors import CentaurError
 
@@ -23,6 +22,7 @@ def describe(probs, task, classes, top_k=3):
     """One row of activate's output as a dict: {'label', 'probability', 'top_k'} for one label per
     item, {'labels', 'probabilities'} for several, {'value'} for a regression.
 
+    >>> import torch
     >>> describe(torch.tensor([0.7, 0.2, 0.1]), "single_label", ["cat", "dog", "eel"], top_k=2)["top_k"]
     [{'label': 'cat', 'probability': 0.7}, {'label': 'dog', 'probability': 0.2}]
     """
