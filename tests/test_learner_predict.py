@@ -57,3 +57,19 @@ def test_a_table_learner_predicts_one_row(tmp_path):
     assert got["value"] == pytest.approx(expected, rel=1e-4)
     with pytest.raises(CentaurError, match="one row.*get_preds"):
         learn.predict(df.head(3))
+
+
+def test_new_loaders_given_to_a_learner_are_normalized_as_its_weights_expect(tmp_path):
+    # progressive resizing: learn.dls = loaders at a larger size; they trained on raw pixels before,
+    # unsaid until export refused the model
+    data = copy_emoji(tmp_path / "data", per_class=4)
+    block = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                      item_tfms=Resize(32))
+    learn = vision_learner(block.dataloaders(data, bs=8, seed=0), "lite0", progress=False)
+    bigger = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       item_tfms=Resize(48)).dataloaders(data, bs=8, seed=0)
+    assert bigger.train.mean is None
+    learn.dls = bigger
+    assert learn.dls is bigger and tuple(bigger.train.mean) == tuple(learn.preprocessing["mean"])
+    learn.fit(1, 1e-3)
+    assert (learn.export(tmp_path / "m") / "model.json").is_file()

@@ -30,8 +30,9 @@ def _check_normalization(dls, prep):
                                                                     tuple(prep["mean"]) + tuple(prep["std"]))):
         raise CentaurError(f"the model directory would normalize inputs with mean {list(prep['mean'])} and std "
                            f"{list(prep['std'])}, but the Learner trained on {'unnormalized pixels' if trained is None else f'mean {list(trained[0])}, std {list(trained[1])}'}; "
-                           "its predictions would be wrong. Call dls.set_normalization(prep['mean'], prep['std']) "
-                           "before training (vision_learner does), then train and export again.")
+                           "its predictions would be wrong. Call learn.dls.set_normalization(learn.preprocessing['mean'], "
+                           "learn.preprocessing['std']) before training (vision_learner does), then train and export "
+                           "again.")
 
 
 def export(learn, path, metrics=None, provenance=None, preprocessing=None):

@@ -45,8 +45,6 @@ class Learner:
         self.device = resolve_device(device)
         # Module.to moves parameters in place, so param_groups built before still hold them
         self.dls, self.model, self.wd, self.path = dls, model.to(self.device), wd, Path(path)
-        if hasattr(dls, "to"):  # image batches are augmented where the model is (a GPU: as fastai does)
-            dls.to(self.device)
         self.wd_bn_bias = wd_bn_bias
         self.loss_func = loss_func or dls.y_block.loss_func()
         if isinstance(self.loss_func, torch.nn.Module):
@@ -134,6 +132,23 @@ class Learner:
             method = getattr(cb, event, None)
             if method is not None:
                 method()
+
+    @property
+    def dls(self):
+        return self._dls
+
+    @dls.setter
+    def dls(self, dls):
+        """New DataLoaders (progressive resizing, more data: `learn.dls = ...`) are prepared as the
+        first were: a pretrained image model's inputs normalized as its weights expect (without it
+        the model trained on raw pixels, unsaid until export), batches augmented where the model is."""
+        prep = getattr(self, "preprocessing", None) or {}
+        train = getattr(dls, "train", None)
+        if prep.get("mean") is not None and hasattr(dls, "set_normalization") and getattr(train, "mean", 0) is None:
+            dls.set_normalization(prep["mean"], prep["std"])
+        if hasattr(dls, "to"):  # image batches are augmented where the model is (a GPU: as fastai does)
+            dls.to(self.device)
+        self._dls = dls
 
     def show_training_loop(self):
         """Print which callbacks run at which event, in order (a debugging aid)."""
