@@ -527,7 +527,7 @@ def test_fine_tune_keeps_one_history_for_both_phases():
     assert len(learn.recorder.epochs) == 3  # 1 frozen + 2 unfrozen
     assert len(learn.recorder.losses) == 3 * len(learn.dls.train)
     n = len(learn.dls.train)  # plot_loss draws each validation point after its epoch's batches
-    assert [e["batch"] for e in learn.recorder.epochs] == [n, 2 * n, 3 * n]
+    assert learn.recorder.epoch_ends() == [n, 2 * n, 3 * n]
     learn.fit(1)  # a new fit starts a new history
     assert len(learn.recorder.epochs) == 1
 

@@ -99,9 +99,18 @@ class Recorder(Callback):
             self.lrs.append(self.learn.opt.param_groups[-1]["lr"])
 
     def after_epoch(self):
-        # batch: training batches recorded so far, where plot_loss draws this epoch; `step` restarts
-        # with each fit, so fine_tune's two phases drew their validation points on top of each other
-        self.epochs.append({**self.learn.epoch_log, "batch": len(self.losses)})
+        self.epochs.append(dict(self.learn.epoch_log))
+
+    def epoch_ends(self):
+        """Where each epoch ended, counted in training batches over the whole history: `step`
+        restarts with each fit, so fine_tune's two phases drew their points on top of each other."""
+        ends, offset, last = [], 0, 0
+        for e in self.epochs:
+            if e["step"] <= last:  # a new fit of the same history counts from its start again
+                offset += last
+            ends.append(offset + e["step"])
+            last = e["step"]
+        return ends
 
     def plot_loss(self, path=None):
         """The training loss per batch and validation loss per epoch: written to `path` (a PNG file;
@@ -110,7 +119,7 @@ class Recorder(Callback):
         ax = axes[0, 0]
         ax.plot(self.losses, label="train", alpha=0.7)
         if self.epochs:
-            steps = [e["batch"] for e in self.epochs]
+            steps = self.epoch_ends()
             ax.plot(steps, [e["valid_loss"] for e in self.epochs], "o-", label="valid")
         ax.set_xlabel("batch")
         ax.set_ylabel("loss")
