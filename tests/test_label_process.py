@@ -40,12 +40,18 @@ def _wait_until_embedded(url, timeout=120):
     raise AssertionError("the workbench never finished embedding")
 
 
-def test_a_killed_workbench_loses_nothing(tmp_path):
+def _photos(tmp_path):
+    """A folder of 10 animal and 10 food emoji, loose, as a person's unlabeled photos."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for kind in ("animal", "food"):
         for f in sorted((EMOJI / kind).glob("*.png"))[:10]:
             shutil.copy(f, folder / f"{kind}_{f.name}")
+    return folder
+
+
+def test_a_killed_workbench_loses_nothing(tmp_path):
+    folder = _photos(tmp_path)
     proc, url = _start(folder)
     try:
         _wait_until_embedded(url)
@@ -75,11 +81,7 @@ def test_a_killed_workbench_loses_nothing(tmp_path):
 
 
 def test_ctrl_c_stops_at_once_while_a_layout_is_computing(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for kind in ("animal", "food"):
-        for f in sorted((EMOJI / kind).glob("*.png"))[:10]:
-            shutil.copy(f, folder / f"{kind}_{f.name}")
+    folder = _photos(tmp_path)
     proc, url = _start(folder)
     _wait_until_embedded(url)
     ids = _call(url, "api/images")["ids"]
