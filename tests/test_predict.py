@@ -235,3 +235,15 @@ def test_predictor_applies_exif_orientation_and_converts_modes(predictor, tmp_pa
     for path in odd.values():
         x = predictor.preprocess(path)
         assert x.shape == (3, 32, 32) and x.dtype == torch.uint8
+
+
+def test_explain_gives_a_png_a_notebook_shows_and_a_short_repr(predictor, tiny_data, tiny_model):
+    import base64
+    from centaur.core.figures import PNG
+    result, png = predictor.explain(get_image_files(tiny_data / "food")[0])
+    assert result["label"] in CLASSES
+    assert isinstance(png, PNG) and png._repr_png_() == bytes(png) and png.startswith(b"\x89PNG")
+    assert base64.b64decode(base64.b64encode(png)) == png  # as the server sends it
+    assert repr(png).startswith("<PNG 32x32, ")
+    assert repr(predictor) == (f"<Predictor {str(tiny_model)!r}: single_label, 3 classes (animal, face, food); "
+                               f"version {predictor.version}>")

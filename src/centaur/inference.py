@@ -56,6 +56,10 @@ class Predictor:
         self.task = self.meta["task"]
         self.max_pixels, self.batch_size = max_pixels, batch_size
 
+    def __repr__(self):
+        extra = "; ONNX runtime" if self.runtime == "onnx" else ""
+        return _describe(self, self.classes, None, extra)
+
     def preprocess(self, source, name=None):
         """A path or bytes -> uint8 tensor (3, H, W), as validation data was prepared.
 
@@ -87,12 +91,15 @@ class Predictor:
         return self._result(probs, top_k)
 
     def explain(self, source, top_k=3, target=None):
-        """Predict one image and show why: (result dict, PNG bytes of a Grad-CAM heatmap overlay).
+        """Predict one image and show why: (result dict, Grad-CAM heatmap overlay as PNG).
 
+        The PNG is bytes (write it to a file, or base64 it) that a notebook shows as the picture.
         The heatmap is for `target` (a class name), by default the predicted class. It always
         uses the PyTorch model, also when predictions come from ONNX.
 
         >>> result, png = Predictor("models/emoji").explain("cat.jpg")  # doctest: +SKIP
+        >>> png                                                         # doctest: +SKIP
+        <PNG 128x128, 31 KB>
         """
         from .models.cam import grad_cam, overlay, to_png
         image = self.preprocess(source)  # (3, H, W) uint8
@@ -167,6 +174,15 @@ class Predictor:
         return self.predict_many(image_paths(paths), top_k)
 
 
+def _describe(predictor, classes, target, extra=""):
+    """"<Predictor 'models/emoji': single_label, 3 classes (animal, face, food); version 3f2a1b0c9d8e>"."""
+    what = predictor.task + (f" of {target!r}" if target is not None else "")
+    if classes:
+        shown = ", ".join(map(str, classes[:10])) + (", ..." if len(classes) > 10 else "")
+        what += f", {len(classes)} classes ({shown})"
+    return f"<{type(predictor).__name__} {str(predictor.model_dir)!r}: {what}; version {predictor.version}{extra}>"
+
+
 def _check_unambiguous(series, name):
     """Refuse dates that read as month first and day first alike, for a model trained on ISO dates."""
     from .data.dates import read_dates
@@ -207,8 +223,12 @@ class TabularPredictor:
         prep = self.meta["preprocessing"]
         self.processor = TabularProcessor.from_dict(prep["processor"])
         self.prep, self.task, self.classes = prep, self.meta["task"], self.meta.get("classes")
+        self.model_dir, self.version = Path(model_dir), model_version(model_dir)
         self.batch_size = batch_size
         self.unseen_ = {}
+
+    def __repr__(self):
+        return _describe(self, self.classes, self.prep.get("target"))
 
     def required_columns(self):
         """The columns a table must have: the date (whose parts are made here) and the other inputs."""

@@ -38,6 +38,16 @@ class DataBlock:
         self.item_tfms = _listify(item_tfms)
         self.batch_tfms = _listify(batch_tfms)
 
+    def __repr__(self):
+        """The recipe, one part a line, as it would be written (parts left as None are not shown)."""
+        blocks = self.blocks if isinstance(self.blocks, (tuple, list)) else (self.blocks,)
+        parts = [f"blocks=({', '.join(_recipe_part(b) for b in blocks)})"]
+        parts += [f"{name}={_recipe_part(getattr(self, name))}" for name in ("get_items", "get_x", "get_y", "splitter")
+                  if getattr(self, name) is not None]
+        parts += [f"{name}=[{', '.join(_recipe_part(t) for t in getattr(self, name))}]"
+                  for name in ("item_tfms", "batch_tfms") if getattr(self, name)]
+        return "DataBlock(" + ",\n          ".join(parts) + ")"
+
     def _check_recipe(self):
         """The recipe's parts are of the right kind, checked when it is first used (fit validates):
         a number as item_tfms made every image 'unreadable', a float splitter 'not callable'."""
@@ -376,6 +386,26 @@ def _drop_unlabelled(y_block, xs, ys, train_idx, valid_idx):
         if not train_idx:
             raise CentaurError("no training item has a label; fill in the label column.")
     return train_idx, valid_idx
+
+
+def _recipe_part(part):
+    """A block, getter, splitter or transform as it is written in a recipe: 'CategoryBlock',
+    'parent_label', 'RandomSplitter(valid_pct=0.2, seed=42)', 'Resize(size=(128, 128), method='crop')'."""
+    import inspect
+    if part is None or isinstance(part, (str, int, float)):
+        return repr(part)
+    if isinstance(part, type) or inspect.isroutine(part):
+        return getattr(part, "__name__", repr(part))
+    if type(part).__repr__ is not object.__repr__:  # it says itself (BatchAugment(...), a partial)
+        return repr(part)
+    # an object without a repr of its own: the constructor's arguments it keeps under their own names
+    try:
+        params = inspect.signature(type(part)).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kept = vars(part) if hasattr(part, "__dict__") else {}
+    args = ", ".join(f"{k}={kept[k]!r}" for k in params if k in kept)
+    return f"{type(part).__name__}({args})"
 
 
 def _check_labels(y_block, ys, train_idx, valid_idx):

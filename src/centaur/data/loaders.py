@@ -155,6 +155,11 @@ class DataLoaders:
     def vocab(self):
         return self.train_ds.vocab
 
+    def __repr__(self):
+        """'<DataLoaders: 96 training and 24 validation items, bs 16; 3 classes (animal, face, food)>'"""
+        return (f"<{type(self).__name__}: {len(self.train_ds):,} training and {len(self.valid_ds):,} validation items, "
+                f"bs {self.bs}{_classes_text(self.y_block)}>")
+
     def fingerprint(self):
         """A short hash of what training sees: the files on each side of the split with their labels,
         the item transforms and the augmentation. A checkpoint keeps it, so resuming with another
@@ -223,6 +228,15 @@ class DataLoaders:
                 ax.set_title(_label_text(self.y_block.decode(y)), fontsize=9)
         png = save_png(fig, path, dpi=80)
         return png if path is None else Path(path)
+
+
+def _classes_text(y_block):
+    """'; 3 classes (animal, face, food)' for a classifier's loaders, '; regression' or '' otherwise."""
+    vocab = getattr(y_block, "vocab", None)
+    if not vocab:
+        return "; regression" if getattr(y_block, "kind", None) == "regression" else ""
+    shown = ", ".join(map(str, vocab[:10])) + (", ..." if len(vocab) > 10 else "")
+    return f"; {len(vocab)} classes ({shown})"
 
 
 def _label_text(label):

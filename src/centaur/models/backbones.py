@@ -1,9 +1,17 @@
 """Backbones: timm architectures plus the pretrained weights that work offline."""
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
-import timm
+
+# In Jupyter without ipywidgets, importing timm (through huggingface_hub's tqdm.auto) warns
+# "IProgress not found. Please update jupyter and ipywidgets." on stderr. centaur draws no widget
+# progress bars, so that one warning says nothing to its users; every other warning still shows.
+with warnings.catch_warnings():
+    from tqdm import TqdmWarning
+    warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+    import timm
 
 from ..core.errors import CentaurError, did_you_mean
 

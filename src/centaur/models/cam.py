@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.figures import PNG
+
 
 class Hook:
     """Keep the output of `module`. With backward=True the output is replaced by a detached copy
@@ -127,8 +129,8 @@ def overlay(image, cam, alpha=0.5, colormap="jet"):
 
 
 def to_png(pixels):
-    """(H, W, 3) uint8 -> PNG bytes."""
+    """(H, W, 3) uint8 -> PNG: bytes that a notebook shows as the picture."""
     from PIL import Image
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
+    return PNG(buf.getvalue())
