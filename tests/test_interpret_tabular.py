@@ -257,3 +257,28 @@ def test_report_on_txhousing_by_city(tmp_path):
     assert len(cities) >= 40 and report.data["audit"]["metric"] == "mae"
     html = report.to_html()
     assert "Subgroups" in html and html.count("data:image/png;base64,") >= 3
+
+
+def test_reprs_and_one_word_for_unseen_categories(classifier, tmp_path, capsys, monkeypatch):
+    from centaur.inference import TabularPredictor
+    df, out = classifier
+    predictor = TabularPredictor(out)
+    assert repr(predictor) == (f"<TabularPredictor {str(out)!r}: single_label of 'busy', 2 classes (no, yes); "
+                               f"version {predictor.version}>")
+    interp = TabularInterpretation.from_model_dir(out, df)
+    assert re.fullmatch(rf"<TabularInterpretation of {re.escape(repr(str(out)))}: single_label of 'busy', "
+                        rf"\d+ validation rows, accuracy [01]\.\d{{3}}>", repr(interp))
+    with pytest.raises(CentaurError, match="no images to show"):  # a table's rows are not pictures
+        interp.classification().plot_top_losses()
+    # days (a category here) never seen in training: the report says 'unknown' as the command line does
+    assert interp.unseen
+    path = tmp_path / "table.csv"
+    df.to_csv(path, index=False)
+    html = build_report(out, path).to_html()
+    assert "treats them as unknown" in html and "#na#" not in html
+    assert "#na#" not in capsys.readouterr().err
+    import centaur.interpret.plots as plots
+    drawn = {}
+    monkeypatch.setattr(plots, "embedding_png", lambda points, labels, column, path=None: drawn.update(labels=labels))
+    interp.plot_embedding("shop")
+    assert drawn["labels"][0] == "(unknown)" and "#na#" not in drawn["labels"]

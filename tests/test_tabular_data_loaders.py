@@ -135,3 +135,51 @@ def test_from_df_bad_targets(capsys):
     holes = df.assign(Sales=df.Sales.where(np.arange(len(df)) % 50 != 0))
     dls = TabularDataLoaders.from_df(holes, "Sales", *args, "regression", train, valid)
     assert "dropped" in capsys.readouterr().err and len(dls.train_ds) + len(dls.valid_ds) == len(df) - 10
+
+
+def test_show_batch_is_a_readable_table_and_leaves_the_shuffle_alone(capsys):
+    df = sales_table(2000)
+    df.loc[df.index[:50], "StoreType"] = None
+    train_idx, valid_idx = split_table(df, 0.2, seed=0)
+    make = lambda: TabularDataLoaders.from_df(df, "Busy", ["StoreType", "Promo"], ["CompetitionDistance", "Customers"],
+                                              "single_label", train_idx, valid_idx, bs=64, seed=1)
+    dls = make()
+    shown = dls.show_batch(max_n=5)
+    assert isinstance(shown, pd.DataFrame) and len(shown) == 5
+    assert list(shown.columns) == ["StoreType", "Promo", "CompetitionDistance_na", "CompetitionDistance",
+                                   "Customers", "Busy"]
+    assert set(shown["StoreType"]) <= {"a", "b", "c", "d", "unknown"} and set(shown["Busy"]) <= {"busy", "quiet"}
+    assert shown["CompetitionDistance_na"].dtype == bool
+    # continuous columns back on their own scale: the validation rows, in order, are the table's
+    valid = dls.show_batch(max_n=8, train=False)
+    rows = df.iloc[dls.valid_idx[:8]]
+    np.testing.assert_allclose(valid["Customers"], rows["Customers"], rtol=1e-5)
+    assert valid["Busy"].tolist() == rows["Busy"].tolist()
+    assert valid["StoreType"].tolist() == rows["StoreType"].fillna("unknown").tolist()
+    known = ~rows["CompetitionDistance"].isna().to_numpy()
+    np.testing.assert_allclose(valid["CompetitionDistance"][known], rows["CompetitionDistance"][known], rtol=1e-4)
+    assert (valid["CompetitionDistance_na"].to_numpy() == ~known).all()
+    # showing a batch does not move the seeded shuffle on: training sees what it would have seen
+    _, y_after = dls.train.one_batch()
+    _, y_fresh = make().train.one_batch()
+    assert torch.equal(y_after, y_fresh)
+
+
+def test_show_batch_regression_and_repr():
+    df = sales_table(2000)
+    train_idx, valid_idx = split_table(df, 0.2, seed=0)
+    dls = TabularDataLoaders.from_df(df, "Sales", ["StoreType"], ["Customers"], "regression", train_idx, valid_idx,
+                                     bs=100)
+    shown = dls.show_batch(3, train=False)
+    np.testing.assert_allclose(shown["Sales"], df["Sales"].iloc[dls.valid_idx[:3]], rtol=1e-5)
+    assert repr(dls) == ("<TabularDataLoaders: 1,600 training and 400 validation rows, bs 100; target 'Sales', "
+                         "regression; 1 categorical and 1 continuous columns>")
+
+
+def test_unseen_categories_are_called_unknown_when_training(capsys):
+    df = sales_table(400)
+    df["Shop"] = [f"s{i}" for i in range(len(df))]  # every validation shop is new
+    train_idx, valid_idx = split_table(df, 0.2, seed=0)
+    TabularDataLoaders.from_df(df, "Sales", ["Shop"], ["Customers"], "regression", train_idx, valid_idx)
+    err = capsys.readouterr().err
+    assert "treats them as unknown" in err and "#na#" not in err

@@ -240,6 +240,21 @@ class TabularDataLoaders:
         self.train_ds, self.valid_ds, self.bs, self.y_names = train_ds, valid_ds, bs, y_names
         self.item_tfms = []
 
+    def __repr__(self):
+        """'<TabularDataLoaders: 800 training and 200 validation rows, bs 64; target 'Busy', 2 classes (busy,
+        quiet); 3 categorical and 2 continuous columns>'"""
+        kind = self.y_block.kind
+        vocab = self.y_block.vocab if kind != "regression" else None
+        target = ", ".join(map(repr, self.y_names))
+        if vocab:
+            shown = ", ".join(map(str, vocab[:10])) + (", ..." if len(vocab) > 10 else "")
+            what = f"{len(vocab)} {'labels' if kind == 'multi_label' else 'classes'} ({shown})"
+        else:
+            what = "regression"
+        return (f"<TabularDataLoaders: {len(self.train_ds):,} training and {len(self.valid_ds):,} validation rows, "
+                f"bs {self.bs}; target {target}, {what}; {len(self.cat_names)} categorical and "
+                f"{len(self.cont_names)} continuous columns>")
+
     @property
     def vocab(self):
         return self.y_block.vocab
@@ -344,7 +359,8 @@ class TabularDataLoaders:
         x_train, x_valid = processor.transform(train_df), processor.transform(valid_df)
         unseen = {c: n for c, n in processor.unseen_.items() if n}
         if unseen:
-            warn(f"validation rows have categories never seen in training (coded as '#na#'): {unseen}.")
+            warn(f"validation rows have categories never seen in training; the model treats them as unknown, the "
+                 f"category it keeps for missing and unseen values: {unseen}.")
         source = source if source is not None else f"DataFrame ({len(df)} rows)"
         train_ds = TabularItems(train_df[y_names[0]].to_numpy() if len(y_names) == 1 else
                                 train_df[y_names].to_numpy(), source, train=True)
@@ -362,10 +378,56 @@ class TabularDataLoaders:
         dls.train_idx, dls.valid_idx = train_idx, valid_idx  # row positions after the drops above (split.json)
         return dls
 
+    def show_batch(self, max_n=10, train=True):
+        """The first max_n rows of a batch as a DataFrame, as the model sees them but readable:
+        categories by their values ('unknown' for a missing value), continuous columns back on
+        their own scale (missing ones show the training value they were filled with, and their
+        <col>_na flag is True), then the target. A notebook shows it as a table.
+
+        The batch is drawn without moving the training shuffle on: showing a batch before fit
+        leaves the run as it would have been.
+
+        >>> dls.show_batch(3)  # doctest: +SKIP
+          StoreType  Promo  CompetitionDistance  Sales
+        0         a      1               1270.0  5263.0
+        """
+        dl = self.train if train else self.valid
+        states = (torch.get_rng_state(), dl.generator.get_state() if dl.generator is not None else None)
+        try:
+            (x_cat, x_cont), y = dl.one_batch()
+        finally:
+            torch.set_rng_state(states[0])
+            if states[1] is not None:
+                dl.generator.set_state(states[1])
+        x_cat, x_cont, y = x_cat[:max_n].numpy(), x_cont[:max_n].numpy().astype(np.float64), y[:max_n].numpy()
+        proc, columns = self.processor, {}
+        flags = set(proc.fill_missing_.flag_names)
+        for j, col in enumerate(self.cat_names):
+            values = np.asarray(proc.categorify_.classes_[col], dtype=object)[x_cat[:, j]]
+            if col in flags:  # '0' or '1' from FillMissing: was the value missing?
+                columns[col] = values == "1"
+            else:
+                values[x_cat[:, j] == 0] = "unknown"  # the category kept for missing or never-seen values
+                columns[col] = values
+        for j, col in enumerate(self.cont_names):
+            # float32, as the model holds them: no float64 noise such as 533.999999 for 534
+            columns[col] = (x_cont[:, j] * proc.normalize_.stds_[col] + proc.normalize_.means_[col]).astype(np.float32)
+        kind = self.y_block.kind
+        if kind == "single_label":
+            columns[self.y_names[0]] = np.asarray(self.vocab, dtype=object)[y]
+        elif kind == "multi_label":
+            delim = self.y_block.label_delim or " "
+            columns[self.y_names[0]] = [delim.join(self.y_block.decode(row)) for row in y]
+        else:
+            for j, name in enumerate(self.y_names):
+                columns[name] = y[:, j] if y.ndim == 2 else y
+        return pd.DataFrame(columns)
+
     def test_tensors(self, df):
         """(x_cat int64 (N, n_cat), x_cont float32 (N, n_cont)) for new rows, processed as training was.
 
-        Unseen categories become '#na#' (code 0); processor.unseen_ counts them per column.
+        Unseen categories become unknown (code 0, the category kept for missing values and values not
+        seen in training); processor.unseen_ counts them per column.
         """
         self.processor.check_columns(df)
         x_cat, x_cont = self.processor.transform(df)

@@ -53,6 +53,17 @@ class TabularInterpretation:
             self.probs = self.outputs.softmax(-1)  # (N, K)
             self.preds = self.probs.argmax(-1)  # (N,)
 
+    def __repr__(self):
+        """'<TabularInterpretation of 'models/hotels': regression of 'price', 3,081 validation rows, RMSE 21.4>'"""
+        where = getattr(self.predictor, "model_dir", None)
+        head = f"<{type(self).__name__}" + (f" of {str(where)!r}" if where is not None else "")
+        if self.task == "regression":
+            known = ~self.targets.isnan()
+            score = f"RMSE {((self.preds - self.targets)[known] ** 2).mean().sqrt().item():.4g}"
+        else:
+            score = f"accuracy {(self.preds == self.targets).double().mean().item():.3f}"
+        return f"{head}: {self.task} of {self.target!r}, {len(self.rows):,} validation rows, {score}>"
+
     @classmethod
     def from_model_dir(cls, model_dir, table=None, predictor=None):
         """Find the model's validation rows in `table` (default: the file it trained on) and predict them."""
@@ -257,7 +268,8 @@ class TabularInterpretation:
         """The embedding of `column` in 2D, each point labelled with its category, as PNG bytes."""
         from .plots import embedding_png
         points, labels, column = self.embedding(column)
-        return embedding_png(points, labels, column, path=path)
+        # the first category is the one kept for missing and unseen values (stored as '#na#')
+        return embedding_png(points, ["(unknown)"] + list(labels[1:]), column, path=path)
 
     # --- subgroups ---
 
@@ -505,8 +517,8 @@ def table_datasheet(meta, interp):
               _todo("how the rows were gathered, over which period and places, by whom, with what consent."),
               "<h3>Preprocessing</h3>",
               f"<p>Dates expanded into parts ({escape(str(interp.predictor.prep.get('date')))}); categories coded from "
-              "the training rows (unseen ones as '#na#'); missing numbers filled with the training median and "
-              "flagged; numbers standardized with training statistics.</p>",
+              "the training rows (missing and unseen ones as unknown); missing numbers filled with the training "
+              "median and flagged; numbers standardized with training statistics.</p>",
               "<h3>Uses and distribution</h3>", _todo("what the data may and may not be used for, and its licence.")]
     return "".join(parts)
 
@@ -542,8 +554,8 @@ def build_table_report(model_dir, table=None, groups=None, top_k=10, n_repeats=5
                             "groups on both sides flatter the score. Validate on the latest rows (--date COLUMN) or on "
                             "whole groups (--group COLUMN).")
     if interp.unseen:
-        warnings.append(f"Validation rows have categories never seen in training (predicted as unknown): "
-                        f"{escape(str(interp.unseen))}.")
+        warnings.append("Validation rows have categories never seen in training; the model treats them as unknown, "
+                        f"the category it keeps for missing and unseen values: {escape(str(interp.unseen))}.")
     intro = (f"<p>{len(interp.rows)} validation rows ({escape(split_line)}). Intervals are 95% percentile "
              "bootstraps over the validation rows.</p>")
 
