@@ -18,6 +18,7 @@ from .data.getters import image_paths
 from .data.transforms import transform_from_dict
 from .models.fuse import fold_batchnorm
 from .models.model_dir import load_model_dir, model_version
+from .models.outputs import activate, check_top_k, describe
 
 
 class Predictor:
@@ -75,11 +76,7 @@ class Predictor:
 
     def activate(self, out):
         """Model outputs -> probabilities (or values for regression)."""
-        if self.task == "single_label":
-            return out.softmax(-1)
-        if self.task == "multi_label":
-            return out.sigmoid()
-        return out
+        return activate(out, self.task)
 
     @torch.inference_mode()
     def forward(self, xb):
@@ -113,16 +110,7 @@ class Predictor:
         return self._result(self.activate(logits)[0], top_k), to_png(overlay(image, cam[0]))
 
     def _result(self, probs, top_k):
-        _check_top_k(top_k)
-        if self.task == "regression":
-            return {"value": probs.tolist() if probs.numel() > 1 else probs.item()}
-        if self.task == "multi_label":
-            labels = [c for c, p in zip(self.classes, probs) if p >= 0.5]
-            return {"labels": labels, "probabilities": {c: round(float(p), 6) for c, p in zip(self.classes, probs)}}
-        k = min(top_k, len(self.classes))
-        values, idx = probs.topk(k)
-        top = [{"label": self.classes[i], "probability": round(float(v), 6)} for v, i in zip(values, idx)]
-        return {"label": top[0]["label"], "probability": top[0]["probability"], "top_k": top}
+        return describe(probs, self.task, self.classes, top_k)
 
     def predict(self, source, top_k=3):
         """Predict one image (path or bytes): {'label', 'probability', 'top_k'}."""
@@ -138,7 +126,7 @@ class Predictor:
         if isinstance(sources, (str, os.PathLike, bytes, bytearray)) or not hasattr(sources, "__iter__"):
             raise TypeError(f"predict_many takes a list of images, not a {type(sources).__name__}; for one image "
                             "use predict, for a folder predict_paths.")
-        _check_top_k(top_k)  # now, not at the first image
+        check_top_k(top_k)  # now, not at the first image
         return self._predict_many(sources, top_k)
 
     def _predict_many(self, sources, top_k):
@@ -192,11 +180,6 @@ def _check_unambiguous(series, name):
         raise CentaurError(f"the dates in {name!r} read as month first and as day first alike (e.g. {example!r}: "
                            "no first or second field is above 12), and the model was trained on ISO dates, so "
                            "nothing says which is meant. Give them as yyyy-mm-dd.")
-
-
-def _check_top_k(top_k):
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k is how many of the likeliest classes to list: a whole number from 1, not {top_k!r}.")
 
 
 def _chunks(items, size):

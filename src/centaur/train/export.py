@@ -13,9 +13,11 @@ from ..models.model_dir import write_model_dir
 
 
 def versions():
-    import timm
+    # timm's version from its metadata: importing it for a table model costs a second, and in a
+    # notebook prints tqdm's IProgress warning
+    from importlib.metadata import version
     from .. import __version__
-    return {"centaur": __version__, "torch": torch.__version__, "timm": timm.__version__,
+    return {"centaur": __version__, "torch": torch.__version__, "timm": version("timm"),
             "python": platform.python_version()}
 
 
