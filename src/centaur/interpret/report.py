@@ -11,7 +11,7 @@ from ..core.words import plural
 from .card import datasheet, model_card
 from .classification import ClassificationInterpretation
 from .evaluation import evaluate_classification
-from .plots import image_grid_png, reliability_png
+from .plots import reliability_png
 
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;color:#1d2430;max-width:1100px;margin:0 auto;padding:16px}
@@ -89,7 +89,6 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
     """
     from ..inference import Predictor
     from .data_checks import NEAR_DUPLICATE_PIXELS, check_data
-    from .heatmap import grad_cam
     from .predictions import read_split
     from ..models.model_dir import read_meta
     if read_meta(model_dir)[1].get("kind") == "tabular":
@@ -130,17 +129,10 @@ def build_report(model_dir, data=None, groups=None, checks=True, top_k=9):
                      + (_table(["actual", "predicted", "count"], confused) if confused else "<p>None.</p>")
                      + "<h3>Per class</h3>" + _table(["class", "precision", "recall", "F1", "support"], per_class)))
     top = interp.top_losses(top_k)
-    pictures, titles = [], []
-    from ..models.cam import overlay
-    for t in top:
-        image = predictor.preprocess(root / t["item"])  # (3, H, W) uint8
-        maps, _ = grad_cam(predictor.torch_model, predictor.normalize(image[None]))
-        pictures.append(overlay(image, maps[0]))
-        titles.append(f"{Path(t['item']).name}\n{t['predicted']}/{t['actual']} loss {t['loss']:.2f} "
-                      f"p {t['probability']:.2f}")
     sections.append(("Top losses", "<p>The validation images the model got most wrong, with a Grad-CAM heatmap of "
-                     "what it looked at for its prediction. Title: predicted/actual, loss, probability of the "
-                     "prediction.</p>" + _img(image_grid_png(pictures, titles))))
+                     "what it looked at for its prediction; each titled with its actual class, the prediction, "
+                     "the loss and the probability given to the prediction.</p>"
+                     + _img(interp.plot_top_losses(top_k))))
 
     # subgroups
     audit = None
