@@ -167,3 +167,19 @@ def test_the_command_line_chooses_the_batch_size_too(table, tmp_path, capsys):
     assert main(["predict", str(out), str(tmp_path / "new.csv")]) == 0  # to the terminal, also 7 digits
     values = [line.split(",")[1] for line in capsys.readouterr().out.splitlines()[1:]]
     assert len(values) == 5 and all(len(re.sub(r"[^0-9]", "", v).lstrip("0")) <= 7 for v in values), values
+
+
+def test_the_python_predictor_takes_rows_as_they_come(default, table):
+    out, _, _ = default
+    predictor = TabularPredictor(out)
+    rows = pd.read_csv(table).drop(columns=["price"]).head(3)
+    expected = predictor.predict_table(rows)
+    assert list(expected.columns) == ["prediction", "n_unseen"]  # n_unseen from Python too, not only the CLI
+    one = predictor.predict_table(rows.iloc[0].to_dict())  # a dict, as a form or an API gives it
+    assert one["prediction"].iloc[0] == pytest.approx(expected["prediction"].iloc[0])
+    assert predictor.predict_table(rows.iloc[1])["prediction"].iloc[0] == pytest.approx(expected["prediction"].iloc[1])
+    many = predictor.predict_table(rows.to_dict("records"))
+    np.testing.assert_allclose(many["prediction"], expected["prediction"])
+    assert predictor.predict_table(rows.iloc[:1].assign(country="NZL"))["n_unseen"].iloc[0] == 1
+    with pytest.raises(TypeError, match="DataFrame, a CSV or Parquet path, or rows"):
+        predictor.predict_table(42)

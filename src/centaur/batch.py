@@ -222,7 +222,6 @@ def _predict_table(job, model_dir, source, chunk_size, threads, on_chunk):
             resumed += 1
             continue
         result = predictor.predict_table(blank_overflow(df))
-        result["n_unseen"] = predictor.unseen_rows_
         result.index.name = "row"
         stats = {"rows": len(result), "unseen": {k: int(v) for k, v in predictor.unseen_.items()},
                  "rows_unseen": int((predictor.unseen_rows_ > 0).sum())}
@@ -231,7 +230,6 @@ def _predict_table(job, model_dir, source, chunk_size, threads, on_chunk):
             on_chunk(n_chunks, None)
     if n_chunks == 0:  # an empty table: one empty chunk, so the file still gets its header
         empty = predictor.predict_table(next(_empty_table(source)))
-        empty["n_unseen"] = predictor.unseen_rows_
         empty.index.name = "row"
         job.write(0, empty, {"rows": 0, "unseen": {}, "rows_unseen": 0})
         n_chunks = 1

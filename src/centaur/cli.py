@@ -473,8 +473,6 @@ def predict_table(args):
     result = predictor.predict_table(blank_overflow(read_user_table(args.paths[0])))
     for col, n in predictor.unseen_.items():
         print(f"note: {n} rows have a {col!r} value not seen in training (treated as unknown).", file=sys.stderr)
-    # per row: how many of its categories were never seen in training (predicted as unknown)
-    result["n_unseen"] = predictor.unseen_rows_
     result.to_csv(args.out or sys.stdout, index_label="row", float_format=FLOAT_FORMAT)
     n_rows = int((predictor.unseen_rows_ > 0).sum())
     unseen = f"; {n_rows} with categories not seen in training (column n_unseen)" if n_rows else ""

@@ -251,12 +251,25 @@ class TabularPredictor:
 
     @torch.inference_mode()
     def predict_table(self, table):
-        """A DataFrame with one prediction per row ('prediction'; 'probability' for classes).
+        """A DataFrame with one prediction per row ('prediction'; 'probability' for classes) and
+        'n_unseen', how many of the row's categories were never seen in training.
 
-        Unseen categories map to the reserved 'unknown' index; their counts per column are in
-        self.unseen_ afterwards.
+        table: a DataFrame, a CSV or Parquet path, or rows given directly (a dict, a list of
+        dicts, a pandas Series). Unseen categories map to the reserved 'unknown' index; their
+        counts per column are in self.unseen_ afterwards.
+
+        >>> TabularPredictor("models/hotels").predict_table({"adults": 2, "country": "PRT"})  # doctest: +SKIP
         """
         from .data.getters import read_table, text_column_names
+        if isinstance(table, dict):
+            table = pd.DataFrame([table])
+        elif isinstance(table, pd.Series):
+            table = table.to_frame().T.infer_objects()
+        elif isinstance(table, (list, tuple)) and all(isinstance(r, dict) for r in table):
+            table = pd.DataFrame(list(table))
+        elif not isinstance(table, (str, os.PathLike, pd.DataFrame)):
+            raise TypeError(f"predict_table takes a DataFrame, a CSV or Parquet path, or rows (a dict, a list of "
+                            f"dicts, a Series), not a {type(table).__name__}.")
         df = text_column_names(read_table(table))  # as in training: names are text
         cat, cont = self._prepare(df)
         self.unseen_ = {k: v for k, v in getattr(self.processor, "unseen_", {}).items() if v}
@@ -293,4 +306,5 @@ class TabularPredictor:
             result["prediction"] = [delim.join(c for c, keep in zip(self.classes, row) if keep) for row in chosen]
             for j, c in enumerate(self.classes):
                 result[f"p_{c}"] = probs[:, j]
+        result["n_unseen"] = self.unseen_rows_
         return result
