@@ -1,4 +1,6 @@
 """Tabular processors (Categorify, FillMissing, Normalize): fitted on training rows, state as JSON."""
+import decimal
+
 import numpy as np
 import pandas as pd
 
@@ -14,8 +16,35 @@ def _short(names, n=20):
     return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
+def check_unique_columns(df, names=None):
+    """Raise CentaurError naming the columns that occur more than once in df (among `names`, if given).
+
+    pandas gives a DataFrame for df[name] when two columns share the name, and every later step
+    fails on it with an error about Series ('truth value ... is ambiguous', 'factorize requires a
+    Series'). read_csv renames a repeated header (Price, Price.1); a DataFrame built in Python or
+    joined from two tables may not.
+
+    >>> check_unique_columns(pd.DataFrame([[1, 2, 3]], columns=["a", "b", "a"]))
+    Traceback (most recent call last):
+    ...
+    centaur.core.errors.CentaurError: the table has 2 columns named 'a'; ...
+    """
+    repeated = df.columns[df.columns.duplicated()]
+    if names is not None:
+        repeated = repeated[repeated.isin(list(names))]
+    if len(repeated) == 0:
+        return
+    counts = df.columns.value_counts()
+    shown = ", ".join(f"{int(counts[c])} columns named {c!r}" for c in dict.fromkeys(repeated))
+    raise CentaurError(f"the table has {shown}; each column needs its own name, or nothing says which one is "
+                       "meant. Rename or drop the repeats (e.g. df = df.loc[:, ~df.columns.duplicated()] keeps the "
+                       "first of each).")
+
+
 def check_columns(df, names):
-    """Raise CentaurError listing every column of `names` that df lacks, each with a suggestion."""
+    """Raise CentaurError listing every column of `names` that df lacks, each with a suggestion, or naming
+    those of `names` that df holds twice."""
+    check_unique_columns(df, names)
     columns = [str(c) for c in df.columns]
     missing = [n for n in names if n not in df.columns]
     if missing:
@@ -44,6 +73,8 @@ def _keys(values):
         return out.tolist()
     out = []
     for v in values:
+        if isinstance(v, decimal.Decimal):  # read_sql's NUMERIC: Decimal('3.0') is the number 3, not the text '3.0'
+            v = float(v)
         if isinstance(v, (float, np.floating)) and np.isfinite(v) and v == round(v):
             v = int(v)
         elif isinstance(v, (np.integer, np.bool_)):

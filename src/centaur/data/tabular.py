@@ -227,6 +227,33 @@ def _multi_hot(series, block):
     return table[codes], sorted(unknown)
 
 
+MIN_CLASS_ROWS = 10  # fewer training rows of a class, and the model rarely learns to predict it
+# more classes than 1 per MAX_CLASS_SHARE training rows (and more than MANY_CLASSES: 12 classes in 50 rows is
+# just a small table), and the target looks like a number or an ID
+MAX_CLASS_SHARE, MANY_CLASSES = 5, 20
+
+
+def _check_class_counts(target, vocab, y_train):
+    """Warn when a classification target has classes too many for its rows (a number or an identifier
+    read as classes: a price with 1,000 values gave accuracy 0.016), or classes with too few rows to
+    learn (3 'fraud' rows: trained silently, and never predicted)."""
+    n = len(y_train)
+    if len(vocab) > MANY_CLASSES and len(vocab) * MAX_CLASS_SHARE > n:
+        shown = ", ".join(map(repr, vocab[:5])) + (", ..." if len(vocab) > 5 else "")
+        warn(f"target {target!r} has {len(vocab):,} classes ({shown}) for {n:,} training rows, fewer than "
+             f"{MAX_CLASS_SHARE} rows per class: it looks like a number or an identifier, not a class. To predict a "
+             "number, use y_kind='regression' (at the command line --task regression; from train_tabular "
+             "task='regression'); an identifier cannot be predicted.")
+        return  # every class has few rows then; listing them says nothing more
+    counts = np.bincount(y_train[y_train >= 0], minlength=len(vocab))  # (num_classes,) training rows per class
+    few = [(vocab[i], int(counts[i])) for i in np.argsort(counts, kind="stable") if counts[i] < MIN_CLASS_ROWS]
+    if few:
+        shown = ", ".join(f"{c!r} ({k})" for c, k in few[:10]) + (f" and {len(few) - 10} more" if len(few) > 10 else "")
+        warn(f"class(es) of {target!r} with fewer than {MIN_CLASS_ROWS} training rows: {shown}. A model rarely "
+             "learns to predict a class from so few examples, and the scores say little about it; gather more "
+             "rows of it, or merge it into a related class.")
+
+
 class TabularDataLoaders:
     """Training and validation loaders over a processed table, and what the model needs to know.
 
@@ -287,7 +314,7 @@ class TabularDataLoaders:
         if len(y_names) != 1 and y_kind != "regression":
             raise CentaurError(f"{y_kind} takes one target column, got {y_names}; several columns are for "
                                "y_kind='regression'.")
-        check_columns(df, y_names)
+        check_columns(df, y_names + list(cat_names) + list(cont_names))  # first: a name held twice fails here
         leaked = [c for c in y_names if c in list(cat_names) + list(cont_names)]
         if leaked:
             raise CentaurError(f"target {leaked} is also listed as an input column; the model would see the answer. "
@@ -328,6 +355,7 @@ class TabularDataLoaders:
             y_block.setup(labels.tolist())
             y_train = _label_codes(train_df[target], y_block.vocab)
             y_valid = _label_codes(valid_df[target], y_block.vocab)
+            _check_class_counts(target, y_block.vocab, y_train)
             unknown = y_valid < 0
             if unknown.any():
                 names = pd.unique(valid_df[target].to_numpy()[unknown])[:5].tolist()

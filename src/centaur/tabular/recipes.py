@@ -1,4 +1,5 @@
 """The main job for tables: pick columns, split by time, train, report with intervals, export."""
+import decimal
 import json
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from ..core.errors import CentaurError, did_you_mean
 from ..core.seed import set_seed
 from ..data.dates import add_date_parts, add_holidays, read_dates, readable_format
 from ..data.getters import text_column_names
+from ..data.processors import check_unique_columns
 from ..data.tabular import TabularDataLoaders, split_table
 from ..train.accelerate import MixedPrecision
 from ..train.checkpoint import check_resume
@@ -24,6 +26,7 @@ from .split import split_rule, write_split
 
 MAX_CARD = 20  # an integer column with at most this many values is read as categories (fastai's rule)
 MIN_TRAIN_ROWS, MIN_VALID_ROWS = 50, 10  # fewer, and training says its scores mean little
+MANY_LEVELS = 100  # a text column of numbers with more values than this may be a quantity: say --cont
 
 
 def _check_column(df, name, what):
@@ -58,6 +61,78 @@ def choose_task(y, task=None):
     return "regression"
 
 
+NUMBER_TYPES = (str, decimal.Decimal, int, float, np.integer, np.floating)
+
+
+def _as_numbers(col):
+    """(numbers, how) when every non-missing cell of a text or object column is a finite number, else (None, None).
+
+    Numbers arrive as text from Excel read with dtype=str, from string[pyarrow] columns and from
+    JSON, and as decimal.Decimal from read_sql's NUMERIC columns. numbers: int64 when all are whole
+    and none is missing, else float64. how: 'numbers' (Decimal or other number objects), 'text'
+    (some written as text) or 'codes' (text with a leading zero, '02134': a code such as a zip code,
+    whose zero a number would lose). Works on distinct values, not once per row.
+
+    >>> _as_numbers(pd.Series(["1.5", "2", None]))[0].tolist(), _as_numbers(pd.Series(["a", "2"]))
+    ([1.5, 2.0, nan], (None, None))
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_string_dtype(col.dtype):
+        return None, None  # numbers, dates, booleans and categories the user made are read as they are
+    head = col.dropna().head(20).to_numpy(dtype=object)
+    if pd.to_numeric(pd.Series(head, dtype=object), errors="coerce").isna().any():
+        return None, None  # ordinary text: known from a few cells, without reading every distinct value
+    codes, uniques = pd.factorize(col)  # (N,) -1 where missing, (U,)
+    uniques = np.asarray(uniques, dtype=object)
+    kinds = {type(v) for v in uniques}
+    if len(uniques) == 0 or not all(issubclass(k, NUMBER_TYPES) and not issubclass(k, (bool, np.bool_))
+                                    for k in kinds):
+        return None, None
+    values = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    if not np.isfinite(values).all():  # text ('n/a'), or 'inf' and 'nan' written out
+        return None, None
+    numbers = np.where(codes >= 0, values[np.maximum(codes, 0)], np.nan)  # (N,)
+    if (codes >= 0).all() and (numbers == np.round(numbers)).all() and np.abs(numbers).max() < 2 ** 53:
+        numbers = numbers.astype(np.int64)
+    how = "numbers"
+    if str in kinds:
+        text = pd.Series([v for v in uniques if isinstance(v, str)], dtype=object)
+        how = "codes" if text.str.match(r"\s*[+-]?0\d").any() else "text"
+    return pd.Series(numbers, index=col.index, name=col.name), how
+
+
+def _read_number_target(y, task=None):
+    """The target as numbers when every non-missing cell is one, written as text or held as Decimal
+    (before, a price read as text trained a classifier with one class per price: accuracy 0.016);
+    a note says so unless task='regression' asked for it. Unchanged with task='classification', for
+    other text, and for codes with a leading zero ('007'), which stay classes."""
+    if task not in (None, "regression"):
+        return y
+    numbers, how = _as_numbers(y)
+    if numbers is None or how == "codes" and task is None:
+        return y
+    if task is None:
+        first = pd.unique(y.dropna().to_numpy())[:3].tolist()
+        shown = ", ".join(map(repr if how == "text" else str, first))
+        held = "written as text" if how == "text" else "stored as Python objects such as decimal.Decimal"
+        print(f"note: the target {y.name!r} holds numbers {held} ({shown}, ...); they are read as numbers. To "
+              "predict each value as a class instead, pass --task classification (from Python "
+              "task='classification').", file=sys.stderr)
+    return numbers
+
+
+def _read_decimal_columns(df, skip=()):
+    """df with every column of decimal.Decimal values (read_sql's NUMERIC) as numbers: they are numbers,
+    not text, so they are chosen as numbers are (a category per value, before). Text stays text."""
+    converted = {}
+    for name in df.columns:
+        if name in skip or df[name].dtype != object:
+            continue
+        numbers, how = _as_numbers(df[name])
+        if how == "numbers":
+            converted[name] = numbers
+    return df.assign(**converted) if converted else df
+
+
 def _check_numbers_with_text(y, task=None, share=0.9):
     """CentaurError when a text target is mostly numbers (at least `share` of its cells): a few text
     cells ('unknown', 'n/a') would otherwise make it a classifier with one class per number."""
@@ -82,12 +157,16 @@ def choose_columns(df, target, cat=None, cont=None, exclude=()):
 
     cat and cont override the choice for the columns they name only (--cat/--cont); every
     other column is still chosen. Text and booleans are categories; integers with at most
-    MAX_CARD values are categories; other numbers are continuous; a text column with a
-    different value on every row looks like an identifier and is left out (with a note).
+    MAX_CARD values are categories; other numbers (decimal.Decimal ones too) are continuous.
+    Columns that look like identifiers are left out with a warning: text with more different
+    values than half the rows (a customer id), and whole numbers that differ on every row (a
+    policy number, a row number). Text that is all numbers stays categories (zip codes), with a
+    note suggesting --cont when it has more than MANY_LEVELS values.
 
     >>> choose_columns(pd.DataFrame({"a": [1, 2], "b": [0.5, 1.5], "y": [0, 1]}), "y", cat=["b"])
     (['b', 'a'], [])
     """
+    check_unique_columns(df)
     for name in list(cat or []) + list(cont or []):
         _check_column(df, name, "feature")
     cat, cont = list(dict.fromkeys(cat or [])), list(dict.fromkeys(cont or []))
@@ -98,23 +177,97 @@ def choose_columns(df, target, cat=None, cont=None, exclude=()):
         raise CentaurError(f"the target {target!r} is named with --{'cat' if target in cat else 'cont'}; the model "
                            "would see the answer. Leave it out of --cat and --cont.")
     given = set(cat) | set(cont) | {target} | set(exclude)
-    auto_cat, auto_cont, ids = [], [], []
+    auto_cat, auto_cont, ids, quantities = [], [], {}, []
     for name in df.columns:
         if name in given:
             continue
         col = df[name]
+        numbers, how = _as_numbers(col)
+        if how == "numbers":  # decimal.Decimal: numbers, chosen as numbers are
+            col = numbers
+        n_values = col.nunique()
         if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-            (ids if col.nunique() == len(col) and len(col) > MAX_CARD else auto_cat).append(name)
-        elif pd.api.types.is_integer_dtype(col) and col.nunique() <= MAX_CARD:
+            # an identifier names a row rather than describes it: its embedding would learn the training
+            # rows by heart (a customer id with 13,670 values in 20,000 rows) and know no new one
+            if n_values > len(col) / 2 and len(col) > MAX_CARD:
+                ids[name] = f"{n_values:,} different values in {len(col):,} rows"
+            else:
+                auto_cat.append(name)
+                if n_values > MANY_LEVELS and how == "text":
+                    quantities.append(name)
+        elif pd.api.types.is_integer_dtype(col) and n_values <= MAX_CARD:
             auto_cat.append(name)
-        elif pd.api.types.is_integer_dtype(col) and col.nunique() == len(col) and col.is_monotonic_increasing:
-            ids.append(name)  # a row number
+        elif pd.api.types.is_integer_dtype(col) and n_values == len(col) and len(col) > MAX_CARD:
+            # a row number, or a policy number in any order: a continuous input would fit its order
+            ids[name] = "a different whole number on every row"
         else:
             auto_cont.append(name)
     if ids:
-        print(f"note: left out {ids}: a different value on every row looks like an identifier. "
-              "Name them with --cat or --cont to use them.", file=sys.stderr)
+        shown = "; ".join(f"{name!r} ({why})" for name, why in ids.items())
+        they = "they look like identifiers" if len(ids) > 1 else "it looks like an identifier"
+        print(f"warning: left out {shown}: {they}, which names a row rather than describes it, so the model would "
+              "learn the training rows by heart. To use one anyway, name it with --cat "
+              "NAME or --cont NAME (from Python cat=[...] or cont=[...]).", file=sys.stderr)
+    if quantities:
+        print(f"note: {quantities} hold numbers written as text, with many different values; they are used as "
+              f"categories (as codes are). If they are quantities, name them with --cont "
+              f"{' '.join(quantities)} (from Python cont={quantities}).", file=sys.stderr)
     return cat + auto_cat, cont + auto_cont
+
+
+LEAK_CORRELATION = 0.999  # a numeric feature this correlated with a numeric target is a copy of it
+LEAK_ROWS_PER_LEVEL = 10  # a feature that sorts the classes exactly is a leak when its values hold this many rows each
+
+
+def leak_warnings(train, y, features, y_kind):
+    """Warnings (text) about features that give the target away on the training rows.
+
+    train: the training rows; y: their target, on its own scale (not its log); features: the
+    input columns. For classes: a feature each of whose values goes with one class only (no
+    uncertainty left about the class once it is known), with at least 2 values and on average
+    LEAK_ROWS_PER_LEVEL rows or more per value, so a copy or a recoding of the target ('good' as
+    1, a status written out) is caught but not a fine-grained feature that is pure by chance
+    (a value on one row is always pure). For numbers: a numeric feature whose correlation with
+    the target is beyond LEAK_CORRELATION (a price copied, or the price plus a tax). A strong
+    ordinary feature is neither. A warning, not a refusal: the user may know the column is
+    available when predicting.
+
+    >>> train = pd.DataFrame({"copy": ["a", "b"] * 20, "x": [1, 2, 3, 4, 5] * 8})
+    >>> leak_warnings(train, pd.Series(["no", "yes"] * 20, name="y"), ["copy", "x"], "single_label")
+    ["'copy' gives the target 'y' away on the training rows (each of its 2 values goes with one class ...]
+    """
+    found = []
+    if y_kind == "single_label":
+        y_codes, classes = pd.factorize(y)
+        known = y_codes >= 0
+        if len(classes) < 2:
+            return []
+        for name in features:
+            codes, values = pd.factorize(train[name].to_numpy()[known], use_na_sentinel=False)  # missing: a value too
+            k = len(values)
+            if k < 2 or k * LEAK_ROWS_PER_LEVEL > known.sum():
+                continue
+            # (value, class) pairs that occur, counted without sorting: one per value means each value has one class
+            pairs = np.bincount(codes.astype(np.int64) * len(classes) + y_codes[known], minlength=k * len(classes))
+            if np.count_nonzero(pairs) == k:
+                found.append((name, f"each of its {k} values goes with one class of {y.name!r} only"))
+    elif y_kind == "regression":
+        target = pd.to_numeric(y, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        for name in features:
+            col = train[name]
+            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                continue
+            x = col.to_numpy(np.float64, na_value=np.nan)
+            both = np.isfinite(x) & np.isfinite(target)
+            if both.sum() < 3 or x[both].std() == 0 or target[both].std() == 0:
+                continue
+            r = float(np.corrcoef(x[both], target[both])[0, 1])
+            if abs(r) > LEAK_CORRELATION:
+                found.append((name, f"its correlation with {y.name!r} is {r:.4f}"))
+    return [f"{name!r} gives the target {y.name!r} away on the training rows ({why}): a copy or a recoding of "
+            "the target, or something known only once the answer is? A feature that reveals the answer makes the "
+            "scores meaningless, and the model useless when it is not known. Drop the column from the table "
+            "unless it will be known, as it is here, for every row to predict." for name, why in found]
 
 
 # date parts that are numbers, not categories: they place a row on the time line
@@ -291,8 +444,17 @@ def score_table(preds, targets, task, train_y, vocab=None, log_target=False):
         report["baseline"] = {"strategy": "labels in most training rows", "labels": labels,
                               "accuracy_multi": acc["value"], "accuracy_multi_ci95": acc["ci95"]}
     else:
-        for name in ["accuracy"] + (["auc"] if preds.shape[-1] == 2 else []):
+        present = torch.unique(targets.view(-1))
+        # AUC compares how the model ranks the items of two classes: with one class in validation it is
+        # undefined (it printed 'nan (95% CI nan to nan)'), so it is left out and a note says why
+        two = preds.shape[-1] == 2 and len(present) == 2
+        for name in ["accuracy"] + (["auc"] if two else []):
             report[name] = scored(name, preds, targets)
+        if preds.shape[-1] == 2 and not two and len(present):
+            only = vocab[int(present[0])] if vocab is not None else int(present[0])
+            report["note"] = (f"validation holds one class only ({only!r}), so AUC, which compares "
+                              "how the model ranks the two classes, is left out. Validate on more rows (a larger "
+                              "validation share, or another split) to see both.")
         top = int(torch.bincount(train_y.view(-1).long()).argmax())
         acc = scored("accuracy", torch.nn.functional.one_hot(torch.full_like(targets, top), preds.shape[-1]).float(),
                      targets)
@@ -350,6 +512,7 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     checkpoint = out / "checkpoint.safetensors"
     check_resume(checkpoint, resume)
     df = text_column_names(read_user_table(table))  # names go to model.json as text; use them as text throughout
+    check_unique_columns(df)
     source = str(table) if not isinstance(table, pd.DataFrame) else "DataFrame"
     raw = df  # the table as given: split.json hashes its rows
     df = blank_overflow(df, skip=[str(target)])
@@ -369,12 +532,16 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
                   file=sys.stderr)
     if holidays and not date:
         raise CentaurError(f"--holidays {holidays} needs --date COLUMN: holidays are looked up for each row's date.")
+    given_y = df[target]
+    y = _read_number_target(given_y, task)
+    df = _read_decimal_columns(df if y is given_y else df.assign(**{target: y}), skip=[target])
     if task in (None, "regression"):
         _check_numbers_with_text(df[target], task)
     y_kind = choose_task(df[target], task)
     if y_kind == "regression" and not pd.api.types.is_numeric_dtype(df[target]):
         raise CentaurError(f"the target {target!r} is not numeric (for example {df[target].dropna().iloc[0]!r}); "
                            "use --task classification to predict it as classes.")
+    y = df[target]  # on its own scale (before --log-target), for the leakage check
     if log_target:
         if y_kind != "regression":
             raise CentaurError("--log-target needs a numeric target (regression).")
@@ -401,6 +568,8 @@ def train_tabular(table, target, out, cat=None, cont=None, date=None, holidays=N
     train_idx, valid_idx = labelled[train_idx], labelled[valid_idx]  # back to positions in the whole table
     split = f"by group {group!r}" if group else f"latest {valid_pct:.0%} by {date!r}" if date else "random"
     print(f"columns: {len(cat)} categorical {cat}\n         {len(cont)} continuous {cont}", file=sys.stderr)
+    for warning in leak_warnings(df.iloc[train_idx], y.iloc[train_idx], cat + cont, y_kind):
+        print(f"warning: {warning}", file=sys.stderr)
     chosen = bs is None
     if chosen:
         bs = choose_batch_size(len(train_idx), world_size())

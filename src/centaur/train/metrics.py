@@ -149,6 +149,8 @@ def bootstrap_ci(metric, preds, targets, n_boot=1000, level=0.95, seed=0):
         else:
             values.extend(metric(preds[torch.from_numpy(row)], targets[torch.from_numpy(row)]) for row in idx)
     alpha = (1 - level) / 2
+    if np.isnan(values).all():  # e.g. AUC of items of one class: no interval, and no numpy 'All-NaN slice' warning
+        return float("nan"), float("nan")
     return float(np.nanquantile(values, alpha)), float(np.nanquantile(values, 1 - alpha))
 
 
