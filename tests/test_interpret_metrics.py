@@ -52,6 +52,8 @@ def test_evaluation_metrics_match_scikit_learn_and_auc_is_called_auc():
     assert precision_at_top(probs, targets, 0.1) == pytest.approx((targets[order] == 1).float().mean().item())
     four = evaluate_classification(*random_predictions(), ["a", "b", "c", "d"])
     assert "auc" not in four  # AUC only where it is defined as reported
+    healthy_only = evaluate_classification(probs, torch.zeros_like(targets), ["healthy", "mastitis"])
+    assert "auc" not in healthy_only  # one class validating: no AUC, not 'nan (95% CI nan to nan)'
 
 
 def test_expected_calibration_error_by_hand():

@@ -116,11 +116,13 @@ def test_the_card_lists_only_columns_clearly_above_zero(default, table):
     assert clearly_important(importance[0]) and not clearly_important(importance[1])
 
 
-def test_the_year_of_a_date_is_a_number_and_later_years_are_not_unseen(default, table):
+def test_the_year_and_week_of_a_date_are_numbers_and_later_years_are_not_unseen(default, table):
     out, _, _ = default
     predictor = TabularPredictor(out)
     proc = predictor.processor
     assert "arrival_Year" in proc.cont_names_ and "arrival_Year" not in proc.cat_names_
+    # the week too: with under a year of history, most validating weeks never occurred in training
+    assert "arrival_Week" in proc.cont_names_ and "arrival_Week" not in proc.cat_names_
     assert "arrival_Month" in proc.cat_names_ and "arrival_Dayofweek" in proc.cat_names_
     later = pd.read_csv(table).head(5).drop(columns=["price"]).assign(arrival_date="2019-03-04")
     pred = predictor.predict_table(later)

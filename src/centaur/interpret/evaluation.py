@@ -75,7 +75,7 @@ def evaluate_classification(probs, targets, classes, train_targets=None):
            "baseline": {"strategy": "majority class", "class": classes[top],
                         "accuracy": (targets == top).double().mean().item()},
            "calibration": calibration(probs, targets)}
-    if len(classes) == 2:
+    if len(classes) == 2 and len(torch.unique(targets)) == 2:  # with one class validating, AUC is undefined
         out["auc"] = metric_with_ci(auc, probs, targets)
         out["precision_at_top"] = {f"{int(f * 100)}%": precision_at_top(probs, targets, f) for f in (0.05, 0.1, 0.2)}
     return out

@@ -271,22 +271,23 @@ def leak_warnings(train, y, features, y_kind):
 
 
 # date parts that are numbers, not categories: they place a row on the time line
-DATE_NUMBERS = ("Year", "Elapsed", "Dayofyear")
+DATE_NUMBERS = ("Year", "Elapsed", "Dayofyear", "Week")
 
 
 def add_date_columns(cat, cont, date_cols):
-    """(cat, cont) with the columns made from a date added: categories, except three numbers.
+    """(cat, cont) with the columns made from a date added: categories, except four numbers.
 
-    Each weekday, month, week and flag gets an embedding; the year, the elapsed time and the
-    day of the year are numbers (fastai's add_datepart makes Year a number too). Under a time
-    split, which is what --date is for, the latest rows validate and the rows predicted later
-    are later still: their year, and many of their days of the year, never occur in training,
+    Each weekday, month and flag gets an embedding; the year, the week of the year, the elapsed
+    time and the day of the year are numbers (fastai's add_datepart makes Year a number too).
+    Under a time split, which is what --date is for, the latest rows validate and the rows
+    predicted later are later still: their year, and with less than a year of history many of
+    their weeks and days of the year, never occur in training,
     so an embedding of them would be the untrained 'unknown' one for every such row, while a
     number still places them beside (or just past) the times the model knows. A date part
     already named in cat or cont (--cat/--cont) stays where it was named.
 
-    >>> add_date_columns(["shop"], ["price"], ["dayYear", "dayMonth", "dayDayofyear", "dayElapsed"])
-    (['shop', 'dayMonth'], ['price', 'dayYear', 'dayDayofyear', 'dayElapsed'])
+    >>> add_date_columns(["shop"], ["price"], ["dayYear", "dayMonth", "dayWeek", "dayDayofweek", "dayElapsed"])
+    (['shop', 'dayMonth', 'dayDayofweek'], ['price', 'dayYear', 'dayWeek', 'dayElapsed'])
     """
     given = set(cat) | set(cont)
     new = [c for c in date_cols if c not in given]
