@@ -7,7 +7,7 @@ latest 20% of arrival dates are validation (what a hotel would face: predict fut
 Then centaur's add_date_parts turns arrival_date into Year, Month, Week, Day, Dayofweek,
 Dayofyear, the month/quarter/year start and end flags and Elapsed. The columns are chosen
 once as `centaur train` does, with the same functions (choose_columns, add_date_columns: text and
-small-integer columns categorical, date parts categorical except Year, Elapsed and Dayofyear, other
+small-integer columns categorical, date parts categorical except Year, Week, Elapsed and Dayofyear, other
 numbers continuous) and written, with the row positions, to
 bench/out/tabular_hotel_columns.json; the feature table goes to
 bench/out/tabular_hotel_features.parquet. Every side reads those:
