@@ -40,6 +40,8 @@ def trained(tmp_path_factory):
 def test_export_then_load_gives_identical_outputs(trained):
     learn, out = trained
     assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors", "split.json"]
+    # the weights as readable as the rest (safetensors alone writes them 0600: nobody else could load them)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == (out / "model.json").stat().st_mode & 0o777
     model, meta = load_model_dir(out)
     assert not model.training
     xb, _ = learn.dls.valid.one_batch()

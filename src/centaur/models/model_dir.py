@@ -32,6 +32,9 @@ def write_model_dir(path, model, meta):
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
             "weights_sha256": _sha256(path / "model.safetensors.tmp")}
     (path / "model.json.tmp").write_text(json.dumps(meta, indent=2, default=str))
+    # safetensors writes its file readable by its owner alone (0600); give the weights the mode any
+    # new file gets here (the umask's), so a service account or a colleague on a shared disk can load them
+    os.chmod(path / "model.safetensors.tmp", (path / "model.json.tmp").stat().st_mode & 0o777)
     os.replace(path / "model.safetensors.tmp", path / "model.safetensors")
     os.replace(path / "model.json.tmp", path / "model.json")
     return path
