@@ -39,11 +39,15 @@ def test_row_prediction_matches_the_table_predictor(table_model, tmp_path):
         assert "shop" in info["columns"]["categorical"] and set(info["categories"]["shop"]) == {"north", "south", "east"}
         body = c.post("/predict", json={"row": ROW}).json()
         assert body["value"] == pytest.approx(expected, rel=1e-5)
-        rows = [ROW, {**ROW, "shop": "a shop never seen"}, {**ROW, "size": None}, {**ROW, "size": "big"}]
+        rows = [ROW, {**ROW, "shop": "a shop never seen"}, {**ROW, "size": None}, {**ROW, "size": "big"},
+                {**ROW, "day": "not a date"}]
         answers = c.post("/predict/batch", json={"rows": rows}).json()["predictions"]
         assert answers[0]["value"] == pytest.approx(expected, rel=1e-5)
         assert "value" in answers[1] and "value" in answers[2]  # unseen category and missing number: handled
         assert answers[3]["error"]["detail"] == "wrong type" and "'size'" in answers[3]["error"]["message"]
+        # the fifth row's error names its value, not a 'row 0' of a table the sender never sent
+        message = answers[4]["error"]["message"]
+        assert "'not a date' that does not parse" in message and "row 0" not in message, message
 
 
 @pytest.mark.parametrize("payload,status,detail", [

@@ -29,6 +29,8 @@ def _short(names, n=20):
 def _bad_rows(values, bad):
     """'row 3: '2024-13-01', row 7: 'soon'' for the first few rows where `bad` is True."""
     rows = np.flatnonzero(bad)
+    if len(values) == 1:  # one row (a request's, a form's): its value, not a 'row 0' the sender never numbered
+        return f"the value {values[0]!r}"
     shown = ", ".join(f"row {i}: {values[i]!r}" for i in rows[:_SHOW])
     more = f" and {len(rows) - _SHOW} more" if len(rows) > _SHOW else ""
     return f"{len(rows)} value(s) ({shown}{more}; rows counted from 0)"
@@ -133,8 +135,10 @@ def parse_dates(series, name=None, dayfirst=None):
     name = name if name is not None else series.name
     parsed, how = read_dates(series, name, dayfirst)
     if how["bad"].any():
-        raise CentaurError(f"date column {name!r} has {_bad_rows(series.to_numpy(), how['bad'])} that do not parse "
-                           f"as dates; expected {_EXPECTED}. Fix or blank those cells.")
+        one = len(series) == 1
+        raise CentaurError(f"date column {name!r} has {_bad_rows(series.to_numpy(), how['bad'])} that "
+                           f"{'does' if one else 'do'} not parse "
+                           f"as dates; expected {_EXPECTED}. Fix or blank {'that cell' if one else 'those cells'}.")
     return parsed
 
 
