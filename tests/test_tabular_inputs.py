@@ -99,6 +99,9 @@ def test_dates_that_read_both_ways_are_refused(tx, tmp_path, capsys):
     assert _train(path, "--target", "sales", "--date", "d", out=tmp_path / "m") == 2
     err = capsys.readouterr().err
     assert "month first and as day first alike" in err and "yyyy-mm-dd" in err
+    import re
+    day, month = re.search(r"e\.g\. '(\d+)/(\d+)/", err).groups()
+    assert day != month  # an example that shows the doubt ('01/02/2000'), not '01/01/2000'
 
 
 def test_a_number_target_with_a_few_text_cells_is_refused(tmp_path, capsys):

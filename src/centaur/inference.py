@@ -173,10 +173,10 @@ def _describe(predictor, classes, target, extra=""):
 
 def _check_unambiguous(series, name):
     """Refuse dates that read as month first and day first alike, for a model trained on ISO dates."""
-    from .data.dates import read_dates
+    from .data.dates import ambiguous_example, read_dates
     dates, how = read_dates(series, name)
     if how["ambiguous"]:
-        example = series[dates.notna().to_numpy()].iloc[0]
+        example = ambiguous_example(series, dates)
         raise CentaurError(f"the dates in {name!r} read as month first and as day first alike (e.g. {example!r}: "
                            "no first or second field is above 12), and the model was trained on ISO dates, so "
                            "nothing says which is meant. Give them as yyyy-mm-dd.")

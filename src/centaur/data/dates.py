@@ -123,6 +123,21 @@ def read_dates(series, name=None, dayfirst=None):
     return parsed, how
 
 
+def ambiguous_example(series, dates):
+    """A value of `series` (parsed as `dates`) that reads differently month first and day first:
+    '01/02/2023' (2 January or 1 February), not '01/01/2023', which means the same either way.
+
+    >>> ambiguous_example(pd.Series(["01/01/2023", "03/04/2023"]), pd.Series(pd.to_datetime(["2023-01-01", "2023-03-04"])))
+    '03/04/2023'
+    """
+    given = series[dates.notna().to_numpy()].astype(str)
+    for value in given:
+        fields = re.findall(r"\d+", value)
+        if len(fields) >= 2 and int(fields[0]) != int(fields[1]):
+            return value
+    return given.iloc[0] if len(given) else None
+
+
 def parse_dates(series, name=None, dayfirst=None):
     """A column as datetime64, missing values as NaT; CentaurError naming rows that don't parse.
 
