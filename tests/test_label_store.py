@@ -163,7 +163,7 @@ def test_each_person_undoes_their_own_work_and_never_overwrites_anothers(store):
     assert store.redo(author="bob", own=True) is None  # bob undid nothing
     assert store.redo(author="ann", own=True)["label"] == "cat"
     store.apply([b, d], "bird", author="bob")  # bob relabels one of ann's images
-    with pytest.raises(CentaurError, match="cannot undo 'cat': 1 of its images were labeled again since by bob"):
+    with pytest.raises(CentaurError, match="cannot undo 'cat': 1 of its images was labeled again since by bob"):
         store.undo(author="ann", own=True)
     assert store.labels() == {a: "cat", b: "bird", c: "dog", d: "bird"}  # nothing half undone
     assert store.undo(author="bob", own=True)["label"] == "bird"

