@@ -54,7 +54,8 @@ def choose_batch_size(n_train, world=1):
 
 
 def baseline_warning(evaluation, batch_size=None):
-    """A warning (text) when the model scores worse than its baseline on validation, else None.
+    """A warning (text) when the model scores worse than its baseline on validation, or not
+    clearly better (its 95% interval reaches the baseline), else None.
 
     evaluation: train_tabular's report or TabularInterpretation.evaluate()'s: regression
     compares RMSE with always predicting the training mean, classification accuracy with
@@ -63,25 +64,33 @@ def baseline_warning(evaluation, batch_size=None):
 
     >>> baseline_warning({"rmse": {"value": 46.0}, "baseline": {"rmse": 43.6, "value": 95.0}}, 1024)
     'the model does worse than the baseline: validation RMSE 46 against 43.6 for always predicting the training mean 95. ...'
+    >>> baseline_warning({"rmse": {"value": 35.8, "ci95": [33.0, 38.9]}, "baseline": {"rmse": 36.0, "value": 95.0}})[:49]
+    'the model is not clearly better than the baseline'
     """
     base = evaluation.get("baseline") or {}
-    for metric, label, worse in (("rmse", "RMSE", lambda m, b: m > b), ("accuracy", "accuracy", lambda m, b: m < b),
-                                 ("accuracy_multi", "accuracy_multi", lambda m, b: m < b)):
+    for metric, label, lower_is_better in (("rmse", "RMSE", True), ("accuracy", "accuracy", False),
+                                           ("accuracy_multi", "accuracy_multi", False)):
         if metric in evaluation and metric in base:
             value, baseline = evaluation[metric]["value"], base[metric]
             break
     else:
         return None
-    if not worse(value, baseline):
+    sign = 1 if lower_is_better else -1  # sign * (value - baseline) > 0: worse than the baseline
+    # the interval's end nearest the baseline: a model within noise of it has learned little
+    near = (evaluation[metric].get("ci95") or [value, value])[1 if lower_is_better else 0]
+    if sign * (value - baseline) > 0:
+        verdict, advice = "does worse than the baseline", "Do not use it as it is; try"
+    elif sign * (near - baseline) >= 0:
+        verdict, advice = "is not clearly better than the baseline (its 95% interval reaches it)", "Try"
+    else:
         return None
     what = {"rmse": f"always predicting the training mean {base.get('value', float('nan')):.4g}",
             "accuracy": f"always answering {base.get('class')!r}, the most common class",
             "accuracy_multi": "always the labels in most training rows"}[metric]
     smaller = (f"a smaller batch (--bs {max(16, min(64, batch_size // 4))}; this model trained with {batch_size})"
                if isinstance(batch_size, int) and batch_size > 16 else "a smaller batch (--bs 64)")
-    return (f"the model does worse than the baseline: validation {label} {value:.4g} against {baseline:.4g} for "
-            f"{what}. Do not use it as it is; try more epochs (--epochs 20), {smaller}, or another learning rate "
-            "(--lr 3e-3 or --lr 3e-2).")
+    return (f"the model {verdict}: validation {label} {value:.4g} against {baseline:.4g} for {what}. {advice} more "
+            f"epochs (--epochs 20), {smaller}, or another learning rate (--lr 3e-3 or --lr 3e-2).")
 
 
 def evaluate_table(learn, task, log_target=False):
