@@ -152,6 +152,19 @@ def test_near_unique_text_and_shuffled_unique_integers_are_left_out(credit, caps
     assert "customer_id" in cat and "policy_no" in cont
 
 
+def test_a_date_column_given_without_date_is_pointed_to_date(credit, capsys):
+    df = credit.copy()
+    df["signed"] = (pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(len(df)), unit="D")).strftime("%Y-%m-%d")
+    df["customer_id"] = [f"C{i:05d}" for i in range(len(df))]
+    cat, cont = choose_columns(df, "Status")
+    assert "signed" not in cat + cont
+    err = capsys.readouterr().err
+    # a date is no identifier: the way to use it is --date, not --cat
+    assert "left out 'signed': it holds dates. To use a date, name it with --date signed" in err
+    assert "'customer_id'" in err and "it looks like an identifier, which names a row" in err
+    assert "'signed' (" not in err
+
+
 def test_ordinary_columns_of_a_real_table_are_kept(credit, capsys):
     cat, cont = choose_columns(credit, "Status")
     assert len(cat + cont) == len(credit.columns) - 1

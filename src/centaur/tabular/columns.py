@@ -3,6 +3,7 @@ numbers, the parts a date gives, and the warnings a table earns before training 
 numbers stored as text, features that copy the target)."""
 import decimal
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,20 @@ def check_numbers_with_text(y, task=None, share=0.9):
                        "or pass --task classification to treat every value as a class.")
 
 
+def _holds_dates(col):
+    """Whether a text column's values all read as dates (a sample of them: this is for a hint)."""
+    sample = col.dropna().head(200)
+    if not len(sample) or pd.api.types.is_numeric_dtype(sample):
+        return False
+    try:
+        with warnings.catch_warnings():  # pandas says when it falls back to dateutil for text that is no date
+            warnings.simplefilter("ignore", UserWarning)
+            _, how = read_dates(sample.astype(str), col.name)
+    except CentaurError:
+        return False
+    return not how["bad"].any()
+
+
 def choose_columns(df, target, cat=None, cont=None, exclude=()):
     """(categorical, continuous) column names: given ones kept, the rest chosen by type.
 
@@ -188,12 +203,18 @@ def choose_columns(df, target, cat=None, cont=None, exclude=()):
             ids[name] = "a different whole number on every row"
         else:
             auto_cont.append(name)
+    dates = [name for name in ids if _holds_dates(df[name])]
+    ids = {name: why for name, why in ids.items() if name not in dates}
+    if dates:  # a date column given without --date: every day differs, but it is no identifier
+        print(f"warning: left out {', '.join(map(repr, dates))}: {'they hold' if len(dates) > 1 else 'it holds'} "
+              f"dates. To use a date, name it with --date {dates[0]} (from Python date={dates[0]!r}): its year, "
+              "month, weekday and more become inputs, and the latest rows validate.", file=sys.stderr)
     if ids:
         shown = "; ".join(f"{name!r} ({why})" for name, why in ids.items())
-        they = "they look like identifiers" if len(ids) > 1 else "it looks like an identifier"
-        print(f"warning: left out {shown}: {they}, which names a row rather than describes it, so the model would "
-              "learn the training rows by heart. To use one anyway, name it with --cat "
-              "NAME or --cont NAME (from Python cat=[...] or cont=[...]).", file=sys.stderr)
+        they = ("they look like identifiers, which name a row rather than describe it" if len(ids) > 1 else
+                "it looks like an identifier, which names a row rather than describes it")
+        print(f"warning: left out {shown}: {they}, so the model would learn the training rows by heart. To use one "
+              "anyway, name it with --cat NAME or --cont NAME (from Python cat=[...] or cont=[...]).", file=sys.stderr)
     if quantities:
         print(f"note: {quantities} hold numbers written as text, with many different values; they are used as "
               f"categories (as codes are). If they are quantities, name them with --cont "
