@@ -65,6 +65,14 @@ def test_large_tables_keep_batch_1024():
     assert choose_batch_size(2_400, world=3) == 66  # split evenly among 3 processes
 
 
+def test_loaders_made_from_python_choose_their_batch_size_too(table):
+    from centaur.data.tabular import TabularDataLoaders, split_table
+    df = pd.read_csv(table)
+    train, valid = split_table(df, 0.2, date="arrival_date")
+    dls = TabularDataLoaders.from_df(df, "price", ["hotel", "room_type"], ["lead_time"], "regression", train, valid)
+    assert dls.bs == choose_batch_size(len(train)) == 64  # at 1024: 2 steps an epoch, and a model worse than the mean
+
+
 def test_a_model_worse_than_its_baseline_says_so_loudly(noise):
     _, report, err = noise
     assert report["rmse"]["value"] > report["baseline"]["rmse"], report  # the case the warning is for

@@ -113,7 +113,7 @@ class Predictor:
         return describe(probs, self.task, self.classes, top_k)
 
     def predict(self, source, top_k=3):
-        """Predict one image (path or bytes): {'label', 'probability', 'top_k'}."""
+        """Predict one image (a path, bytes, a Pillow image or an array): {'label', 'probability', 'top_k'}."""
         return self._result(self.forward(self.preprocess(source)[None])[0], top_k)
 
     def predict_many(self, sources, top_k=3):

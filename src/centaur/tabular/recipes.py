@@ -13,7 +13,7 @@ from ..core.errors import CentaurError
 from ..core.seed import set_seed
 from ..data.getters import text_column_names
 from ..data.processors import check_unique_columns
-from ..data.tabular import TabularDataLoaders, split_table
+from ..data.tabular import TabularDataLoaders, choose_batch_size, split_table
 from ..train.accelerate import MixedPrecision
 from ..train.checkpoint import check_resume
 from ..train.distributed import cpu_threads, distributed, is_main_process, quiet_unless_main, world_size
@@ -26,32 +26,6 @@ from ..data.table_files import blank_overflow, read_user_table
 from .split import split_rule, write_split
 
 MIN_TRAIN_ROWS, MIN_VALID_ROWS = 50, 10  # fewer, and training says its scores mean little
-
-# Batch size when none is given. A batch of 1024 suits a million rows, but on a table of a few
-# thousand it leaves about 3 optimizer steps per epoch: on a 3,000-row bookings table (tests/
-# tabular_tables.py) 5 epochs at 1024 ended worse than predicting the mean (RMSE 47.2 against
-# 43.6) while 64 reached 10.8. So the batch is the power of two that gives at least MIN_STEPS
-# steps per epoch, between fastai's default of 64 and 1024: 2,400 training rows get 64 (37
-# steps), hotel_rates' 12,310 get 256 (48 steps; docs/benchmarks_tabular.md measured RMSE 38.5
-# there against 44.8 at 1024, 0.6 s against 0.4 s for 5 epochs), and from 32,768 rows on (the
-# Rossmann-shaped speed benchmark's 990,000 included) the batch stays 1024, as fast as before.
-MIN_STEPS, MIN_BS, MAX_BS = 32, 64, 1024
-
-
-def choose_batch_size(n_train, world=1):
-    """The batch size train_tabular uses for n_train training rows when bs is None.
-
-    The largest power of two with at least MIN_STEPS batches per epoch, kept between 64 and
-    1024, and rounded up to a multiple of `world` (processes under torchrun split each batch).
-
-    >>> choose_batch_size(2_400), choose_batch_size(12_310), choose_batch_size(990_000)
-    (64, 256, 1024)
-    """
-    bs = MIN_BS
-    while bs * 2 <= MAX_BS and n_train / (bs * 2) >= MIN_STEPS:
-        bs *= 2
-    return -(-bs // world) * world
-
 
 def baseline_warning(evaluation, batch_size=None):
     """A warning (text) when the model scores worse than its baseline on validation, or not
