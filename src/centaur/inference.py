@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from .core.errors import CentaurError, check_choice
+from .core.words import named
 from .core.images import MAX_PIXELS, ImageError, open_image
 from .data.blocks import ImageBlock
 from .data.getters import image_paths
@@ -166,20 +167,17 @@ def _describe(predictor, classes, target, extra=""):
     """"<Predictor 'models/emoji': single_label, 3 classes (animal, face, food); version 3f2a1b0c9d8e>"."""
     what = predictor.task + (f" of {target!r}" if target is not None else "")
     if classes:
-        shown = ", ".join(map(str, classes[:10])) + (", ..." if len(classes) > 10 else "")
-        what += f", {len(classes)} classes ({shown})"
+        what += ", " + named("class", classes, plural_form="classes")
     return f"<{type(predictor).__name__} {str(predictor.model_dir)!r}: {what}; version {predictor.version}{extra}>"
 
 
 def _check_unambiguous(series, name):
     """Refuse dates that read as month first and day first alike, for a model trained on ISO dates."""
-    from .data.dates import ambiguous_example, read_dates
+    from .data.dates import read_dates, refuse_ambiguous
     dates, how = read_dates(series, name)
     if how["ambiguous"]:
-        example = ambiguous_example(series, dates)
-        raise CentaurError(f"the dates in {name!r} read as month first and as day first alike (e.g. {example!r}: "
-                           "no first or second field is above 12), and the model was trained on ISO dates, so "
-                           "nothing says which is meant. Give them as yyyy-mm-dd.")
+        refuse_ambiguous(series, dates, name, ", and the model was trained on ISO dates, so nothing says which is "
+                         "meant. Give them as yyyy-mm-dd.")
 
 
 def _chunks(items, size):
@@ -261,13 +259,9 @@ class TabularPredictor:
         >>> TabularPredictor("models/hotels").predict_table({"adults": 2, "country": "PRT"})  # doctest: +SKIP
         """
         from .data.getters import read_table, text_column_names
-        if isinstance(table, dict):
-            table = pd.DataFrame([table])
-        elif isinstance(table, pd.Series):
-            table = table.to_frame().T.infer_objects()
-        elif isinstance(table, (list, tuple)) and all(isinstance(r, dict) for r in table):
-            table = pd.DataFrame(list(table))
-        elif not isinstance(table, (str, os.PathLike, pd.DataFrame)):
+        from .data.tabular import rows_frame
+        table = rows_frame(table)
+        if not isinstance(table, (str, os.PathLike, pd.DataFrame)):
             raise TypeError(f"predict_table takes a DataFrame, a CSV or Parquet path, or rows (a dict, a list of "
                             f"dicts, a Series), not a {type(table).__name__}.")
         df = text_column_names(read_table(table))  # as in training: names are text

@@ -16,3 +16,16 @@ def plural(count, noun, plural_form=None):
     """
     word = noun if count == 1 else (plural_form or noun + "s")
     return f"{count:,} {word}"
+
+
+def named(noun, names, n=10, plural_form=None):
+    """How many, and the first `n` of them: a list of classes in a repr or a message.
+
+    >>> named("class", ["animal", "face", "food"], plural_form="classes")
+    '3 classes (animal, face, food)'
+    >>> named("label", "abcdefghijkl", n=3)
+    '12 labels (a, b, c, ...)'
+    """
+    names = [str(x) for x in names]
+    shown = ", ".join(names[:n]) + (", ..." if len(names) > n else "")
+    return f"{plural(len(names), noun, plural_form)} ({shown})"

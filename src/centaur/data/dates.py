@@ -138,6 +138,13 @@ def ambiguous_example(series, dates):
     return given.iloc[0] if len(given) else None
 
 
+def refuse_ambiguous(series, dates, name, then):
+    """CentaurError for dates that read as month first and day first alike, with an example that
+    shows the doubt; `then` ends the sentence with why it matters here and what to do."""
+    raise CentaurError(f"the dates in {name!r} read as month first and as day first alike (e.g. "
+                       f"{ambiguous_example(series, dates)!r}: no first or second field is above 12){then}")
+
+
 def parse_dates(series, name=None, dayfirst=None):
     """A column as datetime64, missing values as NaT; CentaurError naming rows that don't parse.
 

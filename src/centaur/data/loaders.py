@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader as TorchLoader, Dataset
 
 from ..core.errors import CentaurError
 from ..core.figures import new_figure, save_png
+from ..core.words import named
 from .getters import image_paths
 
 
@@ -235,8 +236,7 @@ def _classes_text(y_block):
     vocab = getattr(y_block, "vocab", None)
     if not vocab:
         return "; regression" if getattr(y_block, "kind", None) == "regression" else ""
-    shown = ", ".join(map(str, vocab[:10])) + (", ..." if len(vocab) > 10 else "")
-    return f"; {len(vocab)} classes ({shown})"
+    return "; " + named("class", vocab, plural_form="classes")
 
 
 def _label_text(label):

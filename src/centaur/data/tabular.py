@@ -8,6 +8,7 @@ import torch
 
 from ..core.errors import CentaurError, check_choice
 from ..core.log import warn
+from ..core.words import named
 from .blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
 from .dates import check_column, parse_dates
 from .processors import TabularProcessor, _keys, check_columns
@@ -280,6 +281,23 @@ def choose_batch_size(n_train, world=1):
     return -(-bs // world) * world
 
 
+def rows_frame(rows):
+    """Rows given directly (a dict, a list of dicts, a pandas Series: one row) as a DataFrame; a
+    DataFrame or anything else (a file to read) is returned as it is.
+
+    >>> rows_frame({"shop": "east", "size": 4.5})
+      shop  size
+    0  east   4.5
+    """
+    if isinstance(rows, dict):
+        return pd.DataFrame([rows])
+    if isinstance(rows, pd.Series):
+        return rows.to_frame().T.infer_objects()  # one row, its numbers numbers again
+    if isinstance(rows, (list, tuple)) and rows and all(isinstance(r, dict) for r in rows):
+        return pd.DataFrame(list(rows))
+    return rows
+
+
 class TabularDataLoaders:
     """Training and validation loaders over a processed table, and what the model needs to know.
 
@@ -300,8 +318,7 @@ class TabularDataLoaders:
         vocab = self.y_block.vocab if kind != "regression" else None
         target = ", ".join(map(repr, self.y_names))
         if vocab:
-            shown = ", ".join(map(str, vocab[:10])) + (", ..." if len(vocab) > 10 else "")
-            what = f"{len(vocab)} {'labels' if kind == 'multi_label' else 'classes'} ({shown})"
+            what = named("label", vocab) if kind == "multi_label" else named("class", vocab, plural_form="classes")
         else:
             what = "regression"
         return (f"<TabularDataLoaders: {len(self.train_ds):,} training and {len(self.valid_ds):,} validation rows, "

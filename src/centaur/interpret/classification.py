@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..core.errors import CentaurError
+from ..core.words import named
 
 
 class ClassificationInterpretation:
@@ -71,9 +72,9 @@ class ClassificationInterpretation:
 
     def __repr__(self):
         """'<ClassificationInterpretation: 36 items, 3 classes (animal, face, food), accuracy 0.861>'"""
-        shown = ", ".join(map(str, self.classes[:10])) + (", ..." if len(self.classes) > 10 else "")
         acc = (self.preds == self.targets).double().mean().item()
-        return (f"<{type(self).__name__}: {len(self.targets):,} items, {len(self.classes)} classes ({shown}), "
+        classes = named("class", self.classes, plural_form="classes")
+        return (f"<{type(self).__name__}: {len(self.targets):,} items, {classes}, "
                 f"accuracy {acc:.3f}>")
 
     def confusion_matrix(self):

@@ -5,8 +5,7 @@ One place for it, so a Learner's predict and a saved model's Predictor answer al
 import numpy as np
 
 from ..core.errors import CentaurError
-
-TASKS = ("single_label", "multi_label", "regression")
+from .model_dir import TASKS
 
 
 def activate(out, task):

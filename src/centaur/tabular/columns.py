@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import CentaurError, did_you_mean
-from ..data.dates import add_date_parts, add_holidays, ambiguous_example, read_dates, readable_format
+from ..data.dates import add_date_parts, add_holidays, read_dates, readable_format, refuse_ambiguous
 from ..data.processors import check_unique_columns
 
 MAX_CARD = 20  # an integer column with at most this many values is read as categories (fastai's rule)
@@ -315,9 +315,8 @@ def describe_dates(series, name):
         return None
     fmt, known = how["format"], dates.notna().to_numpy() & ~how["bad"]
     if how["ambiguous"]:
-        raise CentaurError(f"the dates in {name!r} read as month first and as day first alike (e.g. "
-                           f"{ambiguous_example(series[known], dates[known])!r}: no first or second field is above 12), so their meaning is "
-                           f"a guess. Save them as ISO dates (yyyy-mm-dd), which cannot mix up the day and the month.")
+        refuse_ambiguous(series, dates, name, ", so their meaning is a guess. Save them as ISO dates (yyyy-mm-dd), "
+                         "which cannot mix up the day and the month.")
     if known.any():
         i = int(np.flatnonzero(known)[0])
         order = " (day first)" if how["dayfirst"] else " (month first)" if "%d" in fmt and "%m" in fmt else ""

@@ -56,7 +56,7 @@ class Learner:
         self.training, self.resuming, self.plan = False, False, None
         self.continuing = False  # True while a fit continues an earlier one (fine_tune's 2nd phase)
         self.epoch_log, self.smooth_loss = {}, float("nan")
-        self._loss_avg, self._loss_n = 0.0, 0  # behind smooth_loss: an average started at 0, debiased
+        self._smooth = SmoothLoss()  # behind smooth_loss
         self.add_cbs([Recorder()] + ([ProgressCallback()] if progress else []) + list(cbs))
 
     @staticmethod
@@ -223,7 +223,7 @@ class Learner:
         self.n_epoch = n_epoch
         self.total_steps = n_epoch * len(self.dls.train)
         self.step = start_epoch * len(self.dls.train)
-        self._loss_avg, self._loss_n = 0.0, 0  # each fit's progress bar starts from its own losses
+        self._smooth = SmoothLoss()  # each fit's progress bar starts from its own losses
         with self.added_cbs(list(cbs)):
             try:
                 self("before_fit")
@@ -335,12 +335,10 @@ class Learner:
         self("after_step")
         self.opt.zero_grad(set_to_none=True)
         self.step += 1
-        # an exponential moving average keeps the progress bar's loss readable (fastai's: started
-        # at 0 and divided by 1 - 0.98^n, so the first batches do not outweigh the rest); loss_value
-        # is the batch's loss as a float, read once for every callback that wants it
+        # a running average keeps the progress bar's loss readable; loss_value is the batch's loss
+        # as a float, read once for every callback that wants it
         loss = self.loss_value = self.loss.item()
-        self._loss_avg, self._loss_n = 0.98 * self._loss_avg + 0.02 * loss, self._loss_n + 1
-        self.smooth_loss = self._loss_avg / (1 - 0.98 ** self._loss_n)
+        self.smooth_loss = self._smooth.add(loss)
         self("after_batch")
 
     def to_device(self, batch):
@@ -397,11 +395,10 @@ class Learner:
         from ..models.outputs import activate, check_top_k, describe, task_of
         check_top_k(top_k)
         task = task_of(self.dls.y_block)
-        from ..data.tabular import TabularDataLoaders
+        from ..data.tabular import TabularDataLoaders, rows_frame
         if isinstance(self.dls, TabularDataLoaders):
             import pandas as pd
-            row = item.to_frame().T if isinstance(item, pd.Series) else item
-            row = pd.DataFrame([row]) if isinstance(row, dict) else row
+            row = rows_frame(item)
             if not isinstance(row, pd.DataFrame) or len(row) != 1:
                 raise CentaurError(f"a table model predicts one row: a dict, a pandas Series or a one-row DataFrame, "
                                    f"not {type(item).__name__}{f' of {len(row)} rows' if hasattr(row, '__len__') else ''}"
@@ -559,6 +556,24 @@ def _snake(name):
 
 def _fmt_time(seconds):
     return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
+
+
+class SmoothLoss:
+    """fastai's running loss: an exponential average started at 0 and divided by 1 - beta^n, so
+    the first batches do not outweigh the rest (started at the first loss and divided as well, the
+    first values came out up to 50x too high).
+
+    >>> s = SmoothLoss(); round(s.add(2.0), 6), round(s.add(1.0), 4)
+    (2.0, 1.4949)
+    """
+
+    def __init__(self, beta=0.98):
+        self.beta, self.avg, self.n = beta, 0.0, 0
+
+    def add(self, value):
+        """Take one more loss; returns the smoothed loss so far."""
+        self.avg, self.n = self.beta * self.avg + (1 - self.beta) * value, self.n + 1
+        return self.avg / (1 - self.beta ** self.n)
 
 
 def _positive(value):

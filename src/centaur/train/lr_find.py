@@ -9,6 +9,7 @@ import numpy as np
 from ..core.errors import CentaurError
 from ..core.figures import new_figure, save_png
 from ..core.log import logger
+from .learner import SmoothLoss
 
 
 def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
@@ -33,7 +34,7 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
     if learn.opt is None:
         learn.create_opt()
     saved_opt = copy.deepcopy(learn.opt.state_dict())
-    lrs, losses, smooth, best = [], [], 0.0, math.inf
+    lrs, losses, smooth, best = [], [], SmoothLoss(), math.inf
     # Ctrl-C or an error mid-search must not leave the perturbed weights behind
     try:
         learn.model.train()
@@ -47,11 +48,7 @@ def lr_find(learn, start_lr=1e-7, end_lr=10.0, num_it=100, plot=None):
                 loss.backward()
                 learn.opt.step()
                 learn.opt.zero_grad(set_to_none=True)
-                value = loss.item()
-                # started at 0, then debiased (fastai): started at the first loss, the division
-                # made the first points up to 50x too high and the valley a fake descent
-                smooth = 0.98 * smooth + 0.02 * value
-                debiased = smooth / (1 - 0.98 ** (it + 1))
+                debiased = smooth.add(loss.item())
                 lrs.append(lr)
                 losses.append(debiased)
                 best = min(best, debiased)
